@@ -1,0 +1,12 @@
+// Lua scripts are not TypeScript: copy them next to the compiled registry code.
+import { cpSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const from = 'src/registry/lua';
+const to = 'dist/registry/lua';
+if (existsSync(from)) {
+  mkdirSync(to, { recursive: true });
+  for (const file of readdirSync(from)) {
+    if (file.endsWith('.lua')) cpSync(join(from, file), join(to, file));
+  }
+}

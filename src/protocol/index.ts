@@ -1,0 +1,3 @@
+export * from './constants.js';
+export * from './peer-id.js';
+export * from './codec.js';

@@ -1,0 +1,2 @@
+export * from './peer-registry.js';
+export * from './memory-registry.js';
