@@ -1,0 +1,25 @@
+/** Settings of cluster mode; present only when a Redis deployment is configured. */
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface RedisOptions {
+  /** redis:// or rediss:// URL of a single primary. */
+  readonly url?: string;
+  readonly sentinels?: readonly HostPort[];
+  readonly sentinelName?: string;
+  readonly clusterNodes?: readonly HostPort[];
+  readonly keyPrefix: string;
+}
+
+export interface ClusterOptions {
+  readonly redis: RedisOptions;
+  /** Shared secret that authenticates mesh links between instances. */
+  readonly clusterSecret: string;
+  readonly meshListen: HostPort;
+  /** host:port other instances dial to reach this one. */
+  readonly meshAdvertise: string;
+  /** Stable name of the pod (or process slot); a restart under the same name reaps its predecessor. */
+  readonly podName: string;
+}
