@@ -119,7 +119,10 @@ export function buildBindingSuccessResponse(input: BindingSuccessResponseInput):
 }
 
 /** Decodes an XOR-MAPPED-ADDRESS value; undefined if the value is not a well-formed one. */
-export function decodeXorMappedAddress(value: Uint8Array, transactionId: Uint8Array): MappedAddress | undefined {
+export function decodeXorMappedAddress(
+  value: Uint8Array,
+  transactionId: Uint8Array,
+): MappedAddress | undefined {
   const buf = asBuffer(value);
   if (buf.length < 4 || transactionId.length !== STUN_TRANSACTION_ID_LENGTH) return undefined;
   const family = buf[1];

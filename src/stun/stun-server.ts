@@ -36,7 +36,9 @@ export class StunServer {
   constructor(options: StunServerOptions) {
     if (options.ports.length === 0) throw new RangeError('StunServer needs at least one port');
     for (const port of options.ports) {
-      if (!Number.isInteger(port) || port < 0 || port > 0xffff) throw new RangeError(`invalid STUN port ${port}`);
+      if (!Number.isInteger(port) || port < 0 || port > 0xffff) {
+        throw new RangeError(`invalid STUN port ${port}`);
+      }
     }
     this.options = { ...options, ports: [...options.ports] };
   }
