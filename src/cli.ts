@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+import { pino } from 'pino';
+import { generateToken } from './auth/hmac-token.js';
+import { ConfigError, parseDurationMs } from './config/parse-values.js';
+import { helpText, loadConfig } from './config/relay-config.js';
+import { createLogger } from './observability/logger.js';
+import { startRelay } from './main.js';
+
+const PROGRAM = 'nb-cluster-relay';
+
+function fail(message: string): never {
+  process.stderr.write(`${PROGRAM}: ${message}\n`);
+  process.exit(2);
+}
+
+/** `nb-cluster-relay token --secret S --ttl 24h`: prints a token peers can authenticate with. */
+function tokenCommand(args: string[]): void {
+  let secret = process.env.NB_AUTH_SECRET;
+  let ttl = '24h';
+  for (let i = 0; i < args.length; i++) {
+    const [flag, inline] = (args[i] as string).split(/=(.*)/s, 2) as [string, string | undefined];
+    const value = inline ?? args[++i];
+    if (flag === '--secret' || flag === '--auth-secret') secret = value;
+    else if (flag === '--ttl') ttl = value ?? '';
+    else fail(`token: unknown flag ${flag} (usage: token --secret S [--ttl 24h])`);
+  }
+  if (!secret) fail('token: --secret (or NB_AUTH_SECRET) is required');
+  const ttlSeconds = Math.ceil(parseDurationMs('--ttl', ttl) / 1000);
+  process.stdout.write(generateToken(secret, ttlSeconds).toString('base64') + '\n');
+}
+
+async function runRelay(args: string[]): Promise<void> {
+  const config = loadConfig(args, process.env);
+  const logger =
+    config.logFile === 'console'
+      ? createLogger(config.logLevel)
+      : pino({ level: config.logLevel }, pino.destination({ dest: config.logFile, mkdir: true }));
+  const running = await startRelay(config, logger);
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (++signals > 1) {
+      logger.warn({ signal }, 'second signal, exiting without drain');
+      process.exit(1);
+    }
+    logger.info({ signal }, 'shutting down');
+    running.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [first, ...rest] = argv;
+  if (first === '--help' || first === '-h' || first === 'help') {
+    process.stdout.write(helpText() + '\n');
+    return;
+  }
+  if (first === 'token') return tokenCommand(rest);
+  await runRelay(argv);
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof ConfigError) fail(err.message);
+  const code = (err as { code?: string }).code;
+  fail(code ? `${code}: ${(err as Error).message}` : err instanceof Error ? err.message : String(err));
+});

@@ -1,0 +1,220 @@
+/** Every setting: its --flag, its NB_* variable, default and help. NetBird's names are kept. */
+export interface SettingSpec {
+  readonly flag: string;
+  readonly env: string;
+  readonly help: string;
+  readonly default?: string;
+  readonly boolean?: boolean;
+  /** Printed only as "set" / "not set". */
+  readonly secret?: boolean;
+  readonly group: 'relay' | 'cluster' | 'tuning';
+}
+
+export const SETTINGS = {
+  listenAddress: {
+    flag: 'listen-address',
+    env: 'NB_LISTEN_ADDRESS',
+    default: ':443',
+    help: 'address the relay WebSocket listener binds (host:port or :port)',
+    group: 'relay',
+  },
+  exposedAddress: {
+    flag: 'exposed-address',
+    env: 'NB_EXPOSED_ADDRESS',
+    help: 'public URL peers use, rel://host:port or rels://host:port (required)',
+    group: 'relay',
+  },
+  authSecret: {
+    flag: 'auth-secret',
+    env: 'NB_AUTH_SECRET',
+    help: 'shared secret for HMAC peer tokens, as given to NetBird management (required)',
+    secret: true,
+    group: 'relay',
+  },
+  metricsPort: {
+    flag: 'metrics-port',
+    env: 'NB_METRICS_PORT',
+    default: '9090',
+    help: 'port of the Prometheus /metrics endpoint',
+    group: 'relay',
+  },
+  healthListenAddress: {
+    flag: 'health-listen-address',
+    env: 'NB_HEALTH_LISTEN_ADDRESS',
+    default: ':9000',
+    help: 'address of the /healthz and /readyz endpoints',
+    group: 'relay',
+  },
+  tlsCertFile: {
+    flag: 'tls-cert-file',
+    env: 'NB_TLS_CERT_FILE',
+    help: 'PEM certificate; with --tls-key-file the listener speaks wss',
+    group: 'relay',
+  },
+  tlsKeyFile: { flag: 'tls-key-file', env: 'NB_TLS_KEY_FILE', help: 'PEM private key', group: 'relay' },
+  letsencryptDomains: {
+    flag: 'letsencrypt-domains',
+    env: 'NB_LETSENCRYPT_DOMAINS',
+    help: 'not supported: use TLS files or terminate TLS in front of the relay',
+    group: 'relay',
+  },
+  letsencryptDataDir: {
+    flag: 'letsencrypt-data-dir',
+    env: 'NB_LETSENCRYPT_DATA_DIR',
+    help: 'not supported (see --letsencrypt-domains)',
+    group: 'relay',
+  },
+  letsencryptEmail: {
+    flag: 'letsencrypt-email',
+    env: 'NB_LETSENCRYPT_EMAIL',
+    help: 'not supported (see --letsencrypt-domains)',
+    group: 'relay',
+  },
+  logLevel: {
+    flag: 'log-level',
+    env: 'NB_LOG_LEVEL',
+    default: 'info',
+    help: 'trace, debug, info, warn, error, fatal or silent',
+    group: 'relay',
+  },
+  logFile: {
+    flag: 'log-file',
+    env: 'NB_LOG_FILE',
+    default: 'console',
+    help: '"console" for stdout, or a file path',
+    group: 'relay',
+  },
+  trustedProxies: {
+    flag: 'trusted-proxies',
+    env: 'NB_TRUSTED_PROXIES',
+    default: '',
+    help: 'comma-separated IPs/CIDRs whose X-Real-Ip / X-Real-Port headers are believed',
+    group: 'relay',
+  },
+  enableStun: {
+    flag: 'enable-stun',
+    env: 'NB_ENABLE_STUN',
+    default: 'false',
+    boolean: true,
+    help: 'answer STUN binding requests on --stun-ports',
+    group: 'relay',
+  },
+  stunPorts: {
+    flag: 'stun-ports',
+    env: 'NB_STUN_PORTS',
+    default: '3478',
+    help: 'comma-separated UDP ports for STUN',
+    group: 'relay',
+  },
+  stunLogLevel: {
+    flag: 'stun-log-level',
+    env: 'NB_STUN_LOG_LEVEL',
+    default: 'info',
+    help: 'log level of the STUN server',
+    group: 'relay',
+  },
+  redisUrl: {
+    flag: 'redis-url',
+    env: 'NB_REDIS_URL',
+    help: 'redis:// or rediss:// URL; enables cluster mode',
+    secret: true,
+    group: 'cluster',
+  },
+  redisSentinels: {
+    flag: 'redis-sentinels',
+    env: 'NB_REDIS_SENTINELS',
+    help: 'comma-separated host:port of Redis Sentinels; enables cluster mode',
+    group: 'cluster',
+  },
+  redisSentinelName: {
+    flag: 'redis-sentinel-name',
+    env: 'NB_REDIS_SENTINEL_NAME',
+    default: 'mymaster',
+    help: 'master name the Sentinels monitor',
+    group: 'cluster',
+  },
+  redisClusterNodes: {
+    flag: 'redis-cluster-nodes',
+    env: 'NB_REDIS_CLUSTER_NODES',
+    help: 'comma-separated host:port seeds of a Redis Cluster; enables cluster mode',
+    group: 'cluster',
+  },
+  redisKeyPrefix: {
+    flag: 'redis-key-prefix',
+    env: 'NB_REDIS_KEY_PREFIX',
+    default: 'nbrelay',
+    help: 'prefix of every Redis key and channel',
+    group: 'cluster',
+  },
+  clusterSecret: {
+    flag: 'cluster-secret',
+    env: 'NB_CLUSTER_SECRET',
+    help: 'shared secret authenticating pod-to-pod mesh links (required in cluster mode)',
+    secret: true,
+    group: 'cluster',
+  },
+  meshListenAddress: {
+    flag: 'mesh-listen-address',
+    env: 'NB_MESH_LISTEN_ADDRESS',
+    default: ':7946',
+    help: 'address the pod-to-pod mesh listener binds',
+    group: 'cluster',
+  },
+  meshAdvertiseAddress: {
+    flag: 'mesh-advertise-address',
+    env: 'NB_MESH_ADVERTISE_ADDRESS',
+    help: 'host:port other pods dial to reach this one (default: pod IP from NB_POD_IP + mesh port)',
+    group: 'cluster',
+  },
+  podName: {
+    flag: 'pod-name',
+    env: 'NB_POD_NAME',
+    help: 'stable name of this pod; a restart under the same name reaps its predecessor (default: hostname)',
+    group: 'cluster',
+  },
+  podIp: { flag: 'pod-ip', env: 'NB_POD_IP', help: "this pod's IP (downward API)", group: 'cluster' },
+  handshakeTimeout: {
+    flag: 'handshake-timeout',
+    env: 'NB_HANDSHAKE_TIMEOUT',
+    default: '10s',
+    help: 'time a new connection has to authenticate',
+    group: 'tuning',
+  },
+  healthCheckInterval: {
+    flag: 'health-check-interval',
+    env: 'NB_HEALTH_CHECK_INTERVAL',
+    default: '25s',
+    help: 'interval of the health checks sent to peers',
+    group: 'tuning',
+  },
+  healthCheckTimeout: {
+    flag: 'health-check-timeout',
+    env: 'NB_HEALTH_CHECK_TIMEOUT',
+    default: '45s',
+    help: 'a peer silent for this long after a health check is due is closed (> interval)',
+    group: 'tuning',
+  },
+  drainWindow: {
+    flag: 'drain-window',
+    env: 'NB_DRAIN_WINDOW',
+    default: '10s',
+    help: 'on SIGTERM, close messages to peers are spread over this window',
+    group: 'tuning',
+  },
+  maxConnections: {
+    flag: 'max-connections',
+    env: 'NB_MAX_CONNECTIONS',
+    default: '100000',
+    help: 'most simultaneous TCP connections on the relay listener',
+    group: 'tuning',
+  },
+  sendQueueBytes: {
+    flag: 'send-queue-bytes',
+    env: 'NB_SEND_QUEUE_BYTES',
+    default: '524288',
+    help: 'data bytes queued per peer before the oldest are dropped',
+    group: 'tuning',
+  },
+} as const satisfies Record<string, SettingSpec>;
+
+export type SettingName = keyof typeof SETTINGS;

@@ -1,0 +1,176 @@
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { HmacTokenValidator } from './auth/hmac-token.js';
+import type { HostPort } from './config/cluster-options.js';
+import type { RelayConfig } from './config/relay-config.js';
+import type { Logger } from './observability/logger.js';
+import { createHealthServer, createMetricsServer, startEndpoint } from './observability/http-endpoints.js';
+import { RelayMetrics } from './observability/relay-metrics.js';
+import type { PeerKey } from './protocol/peer-id.js';
+import { MemoryRegistry } from './registry/memory-registry.js';
+import type { PeerRegistry } from './registry/peer-registry.js';
+import { ClientAddressResolver } from './relay/client-address.js';
+import { Relay } from './relay/relay.js';
+import { RelayListener } from './relay/relay-listener.js';
+import type { RemoteDelivery } from './relay/remote-delivery.js';
+import { DEFAULT_SEND_QUEUE_LIMITS } from './relay/send-queue.js';
+import { StunServer } from './stun/stun-server.js';
+
+export interface RunningRelay {
+  readonly relay: Relay;
+  readonly relayAddress: HostPort;
+  readonly healthAddress: HostPort;
+  readonly metricsAddress: HostPort;
+  readonly metrics: Registry;
+  /** Graceful drain and exit of every listener; resolves when done. */
+  stop(): Promise<void>;
+}
+
+/** The registry backend and what else the mode brings (mesh, readiness of the cluster). */
+interface Backend {
+  readonly registry: PeerRegistry;
+  readonly remote?: RemoteDelivery;
+  readiness(): string | undefined;
+  close(): Promise<void>;
+}
+
+async function createBackend(
+  config: RelayConfig,
+  logger: Logger,
+  metrics: Registry,
+  deliverLocal: (peer: PeerKey, message: Buffer) => boolean,
+): Promise<Backend> {
+  if (!config.cluster) {
+    const registry = new MemoryRegistry({
+      onListenerError: (err) => logger.error({ err }, 'peer event listener failed'),
+    });
+    return { registry, readiness: () => undefined, close: () => registry.close() };
+  }
+  // TEMP until cluster-node lands: keep the build green while it is written.
+  const clusterModule = './cluster/cluster-node.js';
+  const { startClusterNode } = (await import(clusterModule)) as {
+    startClusterNode: (o: unknown) => Promise<{
+      registry: PeerRegistry;
+      remote: RemoteDelivery;
+      readiness(): string | undefined;
+      close(): Promise<void>;
+    }>;
+  };
+  const node = await startClusterNode({ cluster: config.cluster, logger, metrics, deliverLocal });
+  return {
+    registry: node.registry,
+    remote: node.remote,
+    readiness: () => node.readiness(),
+    close: () => node.close(),
+  };
+}
+
+export async function startRelay(config: RelayConfig, logger: Logger): Promise<RunningRelay> {
+  const metrics = new Registry();
+  collectDefaultMetrics({ register: metrics });
+  const relayMetrics = new RelayMetrics(metrics);
+
+  // The mesh may deliver before the relay exists; it answers "not here" until then.
+  const relayRef: { current?: Relay } = {};
+  const backend = await createBackend(
+    config,
+    logger,
+    metrics,
+    (peer, message) => relayRef.current?.deliverLocal(peer, message) ?? false,
+  );
+  const relay = new Relay({
+    instanceUrl: config.exposedAddress,
+    registry: backend.registry,
+    metrics: relayMetrics,
+    logger,
+    ...(backend.remote ? { remote: backend.remote } : {}),
+  });
+  relayRef.current = relay;
+  relayRef.current = relay;
+
+  const listener = new RelayListener({
+    listen: config.listen,
+    ...(config.tls
+      ? { tls: { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } }
+      : {}),
+    clientAddress: new ClientAddressResolver(config.trustedProxies),
+    maxConnections: config.maxConnections,
+    session: {
+      host: relay,
+      validator: new HmacTokenValidator(config.authSecret),
+      timings: {
+        handshakeTimeoutMs: config.handshakeTimeoutMs,
+        healthCheckIntervalMs: config.healthCheckIntervalMs,
+        healthCheckTimeoutMs: config.healthCheckTimeoutMs,
+      },
+      queueLimits: { ...DEFAULT_SEND_QUEUE_LIMITS, maxDataBytes: config.sendQueueBytes },
+      metrics: relayMetrics,
+      logger,
+      now: Date.now,
+    },
+  });
+
+  let draining = false;
+  const readiness = (): string | undefined => {
+    if (draining) return 'draining';
+    if (!listener.accepting) return 'relay listener not accepting';
+    return backend.readiness();
+  };
+
+  const relayAddress = await listener.start();
+  const healthServer = createHealthServer(readiness);
+  const healthAddress = await startEndpoint(healthServer, config.healthListen);
+  const metricsServer = createMetricsServer(metrics);
+  const metricsAddress = await startEndpoint(metricsServer, { host: '', port: config.metricsPort });
+
+  let stun: StunServer | undefined;
+  if (config.stun) {
+    let malformed = 0;
+    stun = new StunServer({
+      host: config.listen.host.includes(':') || config.listen.host === '' ? '::' : config.listen.host,
+      ports: [...config.stun.ports],
+      onMalformed: () => malformed++,
+      onError: (err) => logger.warn({ err: err.message }, 'STUN socket error'),
+    });
+    await stun.start();
+    logger.info({ ports: config.stun.ports }, 'STUN server listening');
+  }
+
+  logger.info(
+    {
+      listen: `${relayAddress.host}:${relayAddress.port}`,
+      exposed_address: config.exposedAddress,
+      mode: config.cluster ? 'cluster' : 'standalone',
+      instance: backend.registry.instanceId,
+      tls: Boolean(config.tls),
+    },
+    'relay listening',
+  );
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      draining = true;
+      listener.stopAccepting();
+      logger.info({ peers: relay.peerCount, window_ms: config.drainWindowMs }, 'draining');
+      await relay.drain(config.drainWindowMs);
+      relay.close();
+      listener.destroyAll();
+      await stun?.stop();
+      await backend.close();
+      await Promise.all([closeServer(healthServer), closeServer(metricsServer)]);
+      logger.info('relay stopped');
+    })();
+    return stopping;
+  };
+
+  return { relay, relayAddress, healthAddress, metricsAddress, metrics, stop };
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}

@@ -1,0 +1,50 @@
+import { BlockList, isIP } from 'node:net';
+import type { IncomingMessage } from 'node:http';
+
+/**
+ * The address a connection is logged under. X-Real-Ip / X-Real-Port are
+ * believed only from the configured trusted proxies; anyone else could forge them.
+ */
+export class ClientAddressResolver {
+  readonly #trusted = new BlockList();
+  readonly #any: boolean;
+
+  /** `proxies`: IPs or CIDRs, already validated by the config layer. */
+  constructor(proxies: readonly string[]) {
+    this.#any = proxies.length > 0;
+    for (const entry of proxies) {
+      const [address, prefix] = entry.split('/') as [string, string | undefined];
+      const family = isIP(address) === 6 ? 'ipv6' : 'ipv4';
+      if (prefix === undefined) this.#trusted.addAddress(address, family);
+      else this.#trusted.addSubnet(address, Number(prefix), family);
+    }
+  }
+
+  resolve(req: IncomingMessage): string {
+    const direct = req.socket.remoteAddress ?? 'unknown';
+    const port = req.socket.remotePort;
+    if (!this.#any || !this.#isTrusted(direct)) return formatAddress(direct, port);
+    const realIp = headerValue(req.headers['x-real-ip']);
+    if (!realIp || isIP(realIp) === 0) return formatAddress(direct, port);
+    const realPort = Number(headerValue(req.headers['x-real-port']));
+    return formatAddress(
+      realIp,
+      Number.isInteger(realPort) && realPort > 0 && realPort < 65536 ? realPort : port,
+    );
+  }
+
+  #isTrusted(address: string): boolean {
+    const unmapped = address.startsWith('::ffff:') ? address.slice(7) : address;
+    const family = isIP(unmapped) === 6 ? 'ipv6' : 'ipv4';
+    return this.#trusted.check(unmapped, family);
+  }
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value?.trim();
+}
+
+function formatAddress(address: string, port: number | undefined): string {
+  const host = address.includes(':') ? `[${address}]` : address;
+  return port === undefined ? host : `${host}:${port}`;
+}

@@ -1,0 +1,292 @@
+import type { Socket } from 'node:net';
+import type { WebSocket, RawData } from 'ws';
+import type { HmacTokenValidator } from '../auth/hmac-token.js';
+import {
+  CLOSE_MESSAGE,
+  HEALTH_CHECK_MESSAGE,
+  parseAuth,
+  parsePeerList,
+  readMessageType,
+} from '../protocol/codec.js';
+import type { ProtocolViolation } from '../protocol/codec.js';
+import { MAX_MESSAGE_SIZE, MessageType, TRANSPORT_HEADER_SIZE } from '../protocol/constants.js';
+import { formatPeerKey, peerKeyFromBytes, type PeerKey } from '../protocol/peer-id.js';
+import type { Logger } from '../observability/logger.js';
+import type { HandshakeFailure, RelayMetrics, SessionCloseReason } from '../observability/relay-metrics.js';
+import type { Registration } from '../registry/peer-registry.js';
+import { SendQueue, type SendQueueLimits } from './send-queue.js';
+
+export interface SessionTimings {
+  readonly handshakeTimeoutMs: number;
+  readonly healthCheckIntervalMs: number;
+  readonly healthCheckTimeoutMs: number;
+}
+
+/** What a session asks of the relay it belongs to. */
+export interface SessionHost {
+  /** The handshake succeeded: register the peer, then call `session.activate()`. */
+  admit(session: PeerSession): void;
+  transport(session: PeerSession, message: Buffer): void;
+  subscribe(session: PeerSession, peers: PeerKey[]): void;
+  unsubscribe(session: PeerSession, peers: PeerKey[]): void;
+  /** Called once when an admitted session ends, whatever the cause. */
+  ended(session: PeerSession, reason: SessionCloseReason): void;
+}
+
+export interface SessionContext {
+  readonly host: SessionHost;
+  readonly validator: HmacTokenValidator;
+  readonly timings: SessionTimings;
+  readonly queueLimits: SendQueueLimits;
+  readonly metrics: RelayMetrics;
+  readonly logger: Logger;
+  /** Coarse clock (ms); avoids a Date.now() per packet. */
+  readonly now: () => number;
+}
+
+const BINARY = { binary: true } as const;
+const WS_POLICY_VIOLATION = 1008;
+const WS_MESSAGE_TOO_BIG = 1009;
+const WS_NORMAL = 1000;
+
+type State = 'handshake' | 'admitting' | 'active' | 'closed';
+
+/** One client connection: handshake, health checks, dispatch, bounded sending. */
+export class PeerSession {
+  readonly remoteAddress: string;
+  readonly openedAt: number;
+  peerId: Buffer | undefined;
+  peerKey: PeerKey | undefined;
+  registration: Registration | undefined;
+  lastActivityMs: number;
+  #state: State = 'handshake';
+  readonly #ws: WebSocket;
+  readonly #ctx: SessionContext;
+  readonly #queue: SendQueue;
+  #timer: NodeJS.Timeout | undefined;
+  #awaitingHealthAnswer = false;
+  #healthCheckSentAt = 0;
+
+  constructor(ws: WebSocket, socket: Socket, remoteAddress: string, ctx: SessionContext) {
+    this.#ws = ws;
+    this.#ctx = ctx;
+    this.remoteAddress = remoteAddress;
+    this.openedAt = ctx.now();
+    this.lastActivityMs = this.openedAt;
+    const stats = ctx.metrics.stats;
+    this.#queue = new SendQueue(
+      socket,
+      {
+        write: (message) => {
+          stats.sentBytes += message.length;
+          ws.send(message, BINARY);
+        },
+        onDrop: (reason) => ctx.metrics.drops.labels(reason).inc(),
+        onControlOverflow: () => this.close('control_overflow'),
+      },
+      ctx.queueLimits,
+    );
+    socket.on('drain', () => this.#queue.flush());
+    ws.on('message', (data: RawData, isBinary: boolean) => this.#onMessage(data as Buffer, isBinary));
+    ws.on('close', () => this.#onSocketGone('socket_closed'));
+    ws.on('error', (err: Error & { code?: string }) => this.#onSocketError(err));
+    this.#timer = setTimeout(() => this.#fail('timeout'), ctx.timings.handshakeTimeoutMs);
+  }
+
+  get state(): State {
+    return this.#state;
+  }
+
+  get printableId(): string {
+    return this.peerKey ? formatPeerKey(this.peerKey) : '-';
+  }
+
+  /** Data from another peer; queued (never blocking the sender) until the socket can take it. */
+  sendData(message: Buffer): void {
+    this.#queue.pushData(message);
+  }
+
+  sendControl(message: Buffer): void {
+    this.#queue.pushControl(message);
+  }
+
+  /** Registration done: the auth response goes out first, then whatever was queued meanwhile. */
+  activate(registration: Registration, authResponse: Buffer): void {
+    if (this.#state !== 'admitting') return;
+    this.registration = registration;
+    this.#state = 'active';
+    this.#ctx.metrics.authenticationTime.observe(this.#ctx.now() - this.openedAt);
+    this.#queue.open(authResponse);
+    this.#scheduleHealthCheck(this.#ctx.timings.healthCheckIntervalMs);
+  }
+
+  /** Refuses an admitted-but-not-active session (registry down): no reply, like any failed handshake. */
+  reject(reason: HandshakeFailure): void {
+    if (this.#state !== 'admitting') return;
+    this.#fail(reason);
+  }
+
+  /** Ends the session without a relay close message (replaced by a newer session, protocol error …). */
+  close(reason: SessionCloseReason): void {
+    if (this.#state === 'closed') return;
+    const code =
+      reason === 'oversize_message'
+        ? WS_MESSAGE_TOO_BIG
+        : isViolation(reason)
+          ? WS_POLICY_VIOLATION
+          : WS_NORMAL;
+    this.#end(reason);
+    this.#ws.close(code);
+  }
+
+  /** Graceful goodbye: the relay close message, then the WebSocket close. */
+  sendCloseAndEnd(reason: SessionCloseReason): void {
+    if (this.#state === 'closed') return;
+    const wasActive = this.#state === 'active';
+    this.#end(reason);
+    if (wasActive) {
+      this.#ctx.metrics.stats.sentBytes += CLOSE_MESSAGE.length;
+      this.#ws.send(CLOSE_MESSAGE, BINARY);
+    }
+    this.#ws.close(WS_NORMAL);
+  }
+
+  #onMessage(data: Buffer, isBinary: boolean): void {
+    if (this.#state === 'closed') return;
+    if (!isBinary) return this.#violation('text_frame');
+    switch (this.#state) {
+      case 'handshake':
+        return this.#onHandshake(data);
+      case 'admitting':
+        // The client may not speak before it has the auth response.
+        return this.#fail('unexpected_type');
+      case 'active':
+        return this.#onActiveMessage(data);
+    }
+  }
+
+  #onHandshake(data: Buffer): void {
+    const auth = parseAuth(data);
+    if (!auth.ok) return this.#fail(auth.violation);
+    const check = this.#ctx.validator.check(auth.value.token);
+    if (!check.ok) return this.#fail(check.reason);
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    // Copy: the ID outlives the received buffer and is written into every forwarded message.
+    this.peerId = Buffer.from(auth.value.peerId);
+    this.peerKey = peerKeyFromBytes(this.peerId);
+    this.#state = 'admitting';
+    this.#ctx.host.admit(this);
+  }
+
+  #onActiveMessage(data: Buffer): void {
+    if (data.length > MAX_MESSAGE_SIZE) return this.#violation('oversize_message');
+    const type = readMessageType(data);
+    if (!type.ok) return this.#violation(type.violation);
+    switch (type.value) {
+      case MessageType.Transport:
+        if (data.length < TRANSPORT_HEADER_SIZE) return this.#violation('truncated_message');
+        this.#ctx.metrics.stats.receivedBytes += data.length;
+        this.lastActivityMs = this.#ctx.now();
+        return this.#ctx.host.transport(this, data);
+      case MessageType.HealthCheck:
+        return this.#onHealthAnswer();
+      case MessageType.SubscribePeerState:
+      case MessageType.UnsubscribePeerState: {
+        const peers = parsePeerList(data);
+        if (!peers.ok) return this.#violation(peers.violation);
+        if (type.value === MessageType.SubscribePeerState) this.#ctx.host.subscribe(this, peers.value);
+        else this.#ctx.host.unsubscribe(this, peers.value);
+        return;
+      }
+      case MessageType.Close:
+        this.#end('client_close');
+        this.#ws.close(WS_NORMAL);
+        return;
+      default:
+        return this.#violation('unexpected_type');
+    }
+  }
+
+  #onHealthAnswer(): void {
+    if (!this.#awaitingHealthAnswer) return;
+    this.#awaitingHealthAnswer = false;
+    clearTimeout(this.#timer);
+    const nextIn = this.#healthCheckSentAt + this.#ctx.timings.healthCheckIntervalMs - this.#ctx.now();
+    this.#scheduleHealthCheck(Math.max(0, nextIn));
+  }
+
+  #scheduleHealthCheck(delayMs: number): void {
+    this.#timer = setTimeout(() => this.#onHealthTimer(), delayMs);
+  }
+
+  #onHealthTimer(): void {
+    if (this.#state !== 'active') return;
+    if (this.#awaitingHealthAnswer) {
+      this.close('health_check_timeout');
+      return;
+    }
+    const { healthCheckIntervalMs, healthCheckTimeoutMs } = this.#ctx.timings;
+    this.#awaitingHealthAnswer = true;
+    this.#healthCheckSentAt = this.#ctx.now();
+    this.sendControl(HEALTH_CHECK_MESSAGE);
+    this.#timer = setTimeout(() => this.#onHealthTimer(), healthCheckTimeoutMs - healthCheckIntervalMs);
+  }
+
+  #violation(violation: ProtocolViolation | 'text_frame'): void {
+    if (this.#state === 'handshake' || this.#state === 'admitting') return this.#fail(violation);
+    this.#ctx.logger.info(
+      { peer_id: this.printableId, remote: this.remoteAddress, reason: violation },
+      'protocol violation, closing session',
+    );
+    this.close(violation);
+  }
+
+  /** Handshake failure: counted, logged once, closed without a reply. */
+  #fail(reason: HandshakeFailure): void {
+    if (this.#state === 'closed') return;
+    const admitted = this.#state === 'admitting';
+    this.#ctx.metrics.handshakeFailures.labels(reason).inc();
+    this.#ctx.logger.info({ remote: this.remoteAddress, reason }, 'handshake failed');
+    this.#state = 'closed';
+    clearTimeout(this.#timer);
+    this.#queue.close();
+    if (admitted) this.#ctx.host.ended(this, 'socket_closed');
+    this.#ws.terminate();
+  }
+
+  #onSocketError(err: Error & { code?: string }): void {
+    // ws reports oversize frames as errors before closing the socket.
+    if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.#violation('oversize_message');
+    else if (this.#state === 'handshake') this.#fail('socket_error');
+    else this.#onSocketGone('socket_closed');
+  }
+
+  #onSocketGone(reason: SessionCloseReason): void {
+    if (this.#state === 'closed') return;
+    if (this.#state === 'handshake') return this.#fail('socket_error');
+    this.#end(reason);
+  }
+
+  #end(reason: SessionCloseReason): void {
+    const wasAdmitted = this.#state === 'admitting' || this.#state === 'active';
+    this.#state = 'closed';
+    clearTimeout(this.#timer);
+    this.#queue.close();
+    if (wasAdmitted) {
+      this.#ctx.metrics.sessionCloses.labels(reason).inc();
+      this.#ctx.host.ended(this, reason);
+    }
+  }
+}
+
+function isViolation(reason: SessionCloseReason): boolean {
+  return ![
+    'client_close',
+    'socket_closed',
+    'health_check_timeout',
+    'replaced',
+    'superseded',
+    'drain',
+  ].includes(reason);
+}
