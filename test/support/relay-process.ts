@@ -1,0 +1,95 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { freePort } from './free-port.js';
+import { TEST_SECRET } from './in-process-relay.js';
+
+export const CLI_PATH = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+
+export interface RelayProcessOptions {
+  /** Extra NB_* variables (cluster settings, tuning). */
+  env?: Record<string, string>;
+  /** Exposed address; defaults to this process's own rel:// URL. */
+  exposedAddress?: string;
+}
+
+/** One relay process started from dist/cli.js on free loopback ports. */
+export class RelayProcess {
+  readonly url: string;
+  readonly port: number;
+  readonly healthPort: number;
+  readonly metricsPort: number;
+  readonly child: ChildProcess;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  output = '';
+
+  private constructor(child: ChildProcess, port: number, healthPort: number, metricsPort: number) {
+    this.child = child;
+    this.port = port;
+    this.healthPort = healthPort;
+    this.metricsPort = metricsPort;
+    this.url = `rel://127.0.0.1:${port}`;
+    child.stdout?.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
+    child.stderr?.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
+    this.exited = once(child, 'exit').then(([code, signal]) => ({
+      code: code as number | null,
+      signal: signal as NodeJS.Signals | null,
+    }));
+  }
+
+  static async start(options: RelayProcessOptions = {}): Promise<RelayProcess> {
+    const [port, healthPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
+    const child = spawn(process.execPath, [CLI_PATH], {
+      env: {
+        PATH: process.env.PATH,
+        NB_LISTEN_ADDRESS: `127.0.0.1:${port}`,
+        NB_EXPOSED_ADDRESS: options.exposedAddress ?? `rel://127.0.0.1:${port}`,
+        NB_AUTH_SECRET: TEST_SECRET,
+        NB_METRICS_PORT: String(metricsPort),
+        NB_HEALTH_LISTEN_ADDRESS: `127.0.0.1:${healthPort}`,
+        NB_LOG_LEVEL: 'info',
+        ...options.env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const relay = new RelayProcess(child, port, healthPort, metricsPort);
+    await relay.waitReady();
+    return relay;
+  }
+
+  async readiness(): Promise<number> {
+    try {
+      const res = await fetch(`http://127.0.0.1:${this.healthPort}/readyz`);
+      return res.status;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Polls /readyz until 200; fails with the process output if it exits or takes too long. */
+  async waitReady(timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let exited = false;
+    void this.exited.then(() => (exited = true));
+    while (Date.now() < deadline) {
+      if (exited) throw new Error(`relay exited before ready:\n${this.output}`);
+      if ((await this.readiness()) === 200) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`relay not ready within ${timeoutMs} ms:\n${this.output}`);
+  }
+
+  async metrics(): Promise<string> {
+    const res = await fetch(`http://127.0.0.1:${this.metricsPort}/metrics`);
+    return res.text();
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+  }
+
+  async stop(): Promise<void> {
+    this.kill('SIGKILL');
+    await this.exited;
+  }
+}
