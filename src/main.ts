@@ -126,11 +126,11 @@ export async function startRelay(config: RelayConfig, logger: Logger): Promise<R
 
   let stun: StunServer | undefined;
   if (config.stun) {
-    let malformed = 0;
     stun = new StunServer({
       host: config.listen.host.includes(':') || config.listen.host === '' ? '::' : config.listen.host,
       ports: [...config.stun.ports],
-      onMalformed: () => malformed++,
+      onRequest: () => relayMetrics.stunRequests.inc(),
+      onMalformed: (reason) => relayMetrics.stunMalformed.labels(reason).inc(),
       onError: (err) => logger.warn({ err: err.message }, 'STUN socket error'),
     });
     await stun.start();

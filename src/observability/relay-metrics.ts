@@ -54,6 +54,8 @@ export class RelayMetrics {
   readonly drops: Counter<'reason'>;
   readonly sessionCloses: Counter<'reason'>;
   readonly peerStateNotices: Counter<'kind'>;
+  readonly stunRequests: Counter;
+  readonly stunMalformed: Counter<'reason'>;
   #activity: PeerActivitySource | undefined;
 
   constructor(registry: Registry) {
@@ -142,6 +144,17 @@ export class RelayMetrics {
       name: 'relay_peer_state_notices_total',
       help: 'Peer state messages sent to subscribers',
       labelNames: ['kind'],
+      registers,
+    });
+    this.stunRequests = new Counter({
+      name: 'relay_stun_requests_total',
+      help: 'STUN binding requests answered',
+      registers,
+    });
+    this.stunMalformed = new Counter({
+      name: 'relay_stun_malformed_total',
+      help: 'STUN datagrams ignored, by reason',
+      labelNames: ['reason'],
       registers,
     });
   }

@@ -72,7 +72,8 @@ export class PeerSession {
     this.#ctx = ctx;
     this.remoteAddress = remoteAddress;
     this.openedAt = ctx.now();
-    this.lastActivityMs = this.openedAt;
+    // Idle until it relays something, in either direction.
+    this.lastActivityMs = 0;
     const stats = ctx.metrics.stats;
     this.#queue = new SendQueue(
       socket,
@@ -103,6 +104,7 @@ export class PeerSession {
 
   /** Data from another peer; queued (never blocking the sender) until the socket can take it. */
   sendData(message: Buffer): void {
+    this.lastActivityMs = this.#ctx.now();
     this.#queue.pushData(message);
   }
 

@@ -1,0 +1,266 @@
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+/**
+ * Private redis-server processes for tests, on free loopback ports (never the
+ * shared 6379). Every process started here is killed by stopAllRedis() and,
+ * as a last resort, when the test process exits.
+ */
+
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+export async function freePort(): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+/** Sends one inline command and returns the first reply line. */
+export async function redisCommand(port: number, command: string, timeoutMs = 1_000): Promise<string> {
+  return await new Promise((resolve, reject) => {
+    const socket = createConnection({ host: '127.0.0.1', port });
+    let reply = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`redis on ${port}: no reply to ${command}`));
+    }, timeoutMs);
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    socket.on('data', (chunk) => {
+      reply += chunk.toString('latin1');
+      if (reply.includes('\r\n')) {
+        clearTimeout(timer);
+        socket.end();
+        resolve(reply);
+      }
+    });
+    socket.write(`${command}\r\n`);
+  });
+}
+
+async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+export class RedisServer {
+  readonly port: number;
+  readonly #args: string[];
+  #child: ChildProcess | undefined;
+
+  private constructor(port: number, args: string[]) {
+    this.port = port;
+    this.#args = args;
+  }
+
+  /** Starts an empty, non-persistent redis-server; `args` are extra command-line settings. */
+  static async start(args: string[] = [], port?: number): Promise<RedisServer> {
+    const server = new RedisServer(port ?? (await freePort()), args);
+    await server.#spawn();
+    return server;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  async #spawn(): Promise<void> {
+    const child = spawn(
+      'redis-server',
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...this.#args],
+      { stdio: 'ignore' },
+    );
+    running.add(child);
+    child.once('exit', () => running.delete(child));
+    this.#child = child;
+    await waitFor(
+      async () => (await redisCommand(this.port, 'PING')).startsWith('+PONG'),
+      `redis on ${this.port}`,
+    );
+  }
+
+  /** kill -9: no goodbye to clients, data gone. */
+  async kill(): Promise<void> {
+    const child = this.#child;
+    this.#child = undefined;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  /** Starts again on the same port, empty. */
+  async restart(): Promise<void> {
+    await this.kill();
+    await this.#spawn();
+  }
+
+  async stop(): Promise<void> {
+    await this.kill();
+  }
+}
+
+/** A primary, one replica and one sentinel (quorum 1): enough to exercise a failover on a small machine. */
+export class RedisSentinelSetup {
+  readonly masterName = 'nbtest';
+  primary!: RedisServer;
+  replica!: RedisServer;
+  sentinelPort!: number;
+  #sentinel: ChildProcess | undefined;
+  #dir: string | undefined;
+
+  static async start(): Promise<RedisSentinelSetup> {
+    const setup = new RedisSentinelSetup();
+    setup.primary = await RedisServer.start();
+    setup.replica = await RedisServer.start(['--replicaof', '127.0.0.1', String(setup.primary.port)]);
+    await waitFor(
+      async () => (await infoField(setup.replica.port, 'replication', 'master_link_status')) === 'up',
+      'replica in sync',
+    );
+    setup.sentinelPort = await freePort();
+    setup.#dir = mkdtempSync(join(tmpdir(), 'nb-sentinel-'));
+    const config = join(setup.#dir, 'sentinel.conf');
+    writeFileSync(
+      config,
+      [
+        `port ${setup.sentinelPort}`,
+        'bind 127.0.0.1',
+        `dir ${setup.#dir}`,
+        `sentinel monitor ${setup.masterName} 127.0.0.1 ${setup.primary.port} 1`,
+        `sentinel down-after-milliseconds ${setup.masterName} 1000`,
+        `sentinel failover-timeout ${setup.masterName} 5000`,
+        `sentinel parallel-syncs ${setup.masterName} 1`,
+        '',
+      ].join('\n'),
+    );
+    const child = spawn('redis-server', [config, '--sentinel'], { stdio: 'ignore' });
+    running.add(child);
+    child.once('exit', () => running.delete(child));
+    setup.#sentinel = child;
+    await waitFor(
+      async () => (await redisCommand(setup.sentinelPort, 'PING')).startsWith('+PONG'),
+      'sentinel up',
+    );
+    await waitFor(
+      async () => (await sentinelMaster(setup.sentinelPort, setup.masterName)) !== undefined,
+      'sentinel',
+    );
+    return setup;
+  }
+
+  /** The port sentinel currently reports as primary. */
+  async currentPrimaryPort(): Promise<number | undefined> {
+    return await sentinelMaster(this.sentinelPort, this.masterName);
+  }
+
+  async stop(): Promise<void> {
+    this.#sentinel?.kill('SIGKILL');
+    await Promise.all([this.primary?.stop(), this.replica?.stop()]);
+    if (this.#dir) rmSync(this.#dir, { recursive: true, force: true });
+  }
+}
+
+async function sentinelMaster(port: number, name: string): Promise<number | undefined> {
+  const lines = (await redisCli(port, ['SENTINEL', 'get-master-addr-by-name', name])).trim().split('\n');
+  return lines.length === 2 ? Number(lines[1]) : undefined;
+}
+
+async function infoField(port: number, section: string, field: string): Promise<string | undefined> {
+  const match = new RegExp(`${field}:([^\\r\\n]*)`).exec(await redisCli(port, ['INFO', section]));
+  return match?.[1];
+}
+
+/** Runs redis-cli with raw output. */
+export async function redisCli(port: number, args: string[]): Promise<string> {
+  const { stdout } = await promisify(execFile)('redis-cli', ['-p', String(port), '--raw', ...args], {
+    timeout: 3_000,
+  });
+  return stdout;
+}
+
+/** Three masters, no replicas, created with redis-cli --cluster create. */
+export class RedisClusterSetup {
+  readonly nodes: RedisServer[] = [];
+  #dir: string | undefined;
+
+  static async start(size = 3): Promise<RedisClusterSetup> {
+    const setup = new RedisClusterSetup();
+    setup.#dir = mkdtempSync(join(tmpdir(), 'nb-cluster-'));
+    for (let i = 0; i < size; i++) {
+      const port = await freePort();
+      setup.nodes.push(
+        await RedisServer.start(
+          [
+            '--cluster-enabled',
+            'yes',
+            '--cluster-config-file',
+            join(setup.#dir, `nodes-${port}.conf`),
+            '--cluster-node-timeout',
+            '2000',
+            '--dir',
+            setup.#dir,
+          ],
+          port,
+        ),
+      );
+    }
+    await promisify(execFile)(
+      'redis-cli',
+      ['--cluster', 'create', ...setup.nodes.map((node) => `127.0.0.1:${node.port}`), '--cluster-yes'],
+      { timeout: 20_000 },
+    );
+    for (const node of setup.nodes) {
+      await waitFor(
+        async () => (await redisCli(node.port, ['CLUSTER', 'INFO'])).includes('cluster_state:ok'),
+        'cluster state ok',
+      );
+    }
+    return setup;
+  }
+
+  get hostPorts(): { host: string; port: number }[] {
+    return this.nodes.map((node) => ({ host: '127.0.0.1', port: node.port }));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((node) => node.stop()));
+    if (this.#dir) rmSync(this.#dir, { recursive: true, force: true });
+  }
+}
+
+/** Kills every redis process this module started (for afterAll). */
+export async function stopAllRedis(): Promise<void> {
+  const children = [...running];
+  await Promise.all(
+    children.map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          child.once('exit', () => resolve());
+          child.kill('SIGKILL');
+        }),
+    ),
+  );
+}
