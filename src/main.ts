@@ -144,6 +144,10 @@ export async function startRelay(config: RelayConfig, logger: Logger): Promise<R
       mode: config.cluster ? 'cluster' : 'standalone',
       instance: backend.registry.instanceId,
       tls: Boolean(config.tls),
+      url: `${config.tls ? 'rels' : 'rel'}://${formatHost(relayAddress.host)}:${relayAddress.port}`,
+      get_token: 'nb-cluster-relay token --secret "$NB_AUTH_SECRET" --ttl 24h',
+      health: `http://${formatHost(healthAddress.host)}:${healthAddress.port}/readyz`,
+      metrics: `http://${formatHost(metricsAddress.host)}:${metricsAddress.port}/metrics`,
     },
     'relay listening',
   );
@@ -166,6 +170,10 @@ export async function startRelay(config: RelayConfig, logger: Logger): Promise<R
   };
 
   return { relay, relayAddress, healthAddress, metricsAddress, metrics, stop };
+}
+
+function formatHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
 }
 
 function closeServer(server: Server): Promise<void> {
