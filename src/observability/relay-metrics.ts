@@ -26,7 +26,8 @@ export type SessionCloseReason =
   | 'control_overflow'
   | 'subscription_limit'
   | 'text_frame'
-  | 'drain';
+  | 'drain'
+  | 'rebalance';
 
 /** Seconds without transport traffic after which a peer counts as idle (NetBird uses the same split). */
 export const IDLE_AFTER_MS = 60_000;

@@ -282,13 +282,18 @@ export class PeerSession {
   }
 }
 
+/** Ends that are not the peer's fault: closed with a normal WebSocket code. */
+const ORDERLY_CLOSES: ReadonlySet<SessionCloseReason> = new Set<SessionCloseReason>([
+  'client_close',
+  'socket_closed',
+  'health_check_timeout',
+  'replaced',
+  'superseded',
+  'registration_lost',
+  'drain',
+  'rebalance',
+]);
+
 function isViolation(reason: SessionCloseReason): boolean {
-  return ![
-    'client_close',
-    'socket_closed',
-    'health_check_timeout',
-    'replaced',
-    'superseded',
-    'drain',
-  ].includes(reason);
+  return !ORDERLY_CLOSES.has(reason);
 }

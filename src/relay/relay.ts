@@ -169,20 +169,27 @@ export class Relay implements SessionHost {
    * over `windowMs` so they do not all reconnect at the same instant.
    */
   async drain(windowMs: number): Promise<void> {
-    const sessions = [...this.#connected];
-    const step = sessions.length > 1 ? windowMs / sessions.length : 0;
-    await new Promise<void>((resolve) => {
-      if (sessions.length === 0) return resolve();
-      let index = 0;
-      const next = (): void => {
-        const session = sessions[index++];
-        session?.sendCloseAndEnd('drain');
-        if (index >= sessions.length) return resolve();
-        setTimeout(next, step);
-      };
-      next();
-    });
+    await closeSpread([...this.#connected], windowMs, 'drain');
     await this.#registrations.idle();
+  }
+
+  /**
+   * Rebalancing: asks `count` peers to reconnect (through the load balancer,
+   * likely to a less loaded pod), spread over `windowMs`. Resolves with the
+   * number actually closed.
+   */
+  async shed(count: number, windowMs: number): Promise<number> {
+    const victims: PeerSession[] = [];
+    for (const session of this.#sessions.values()) {
+      if (victims.length >= count) break;
+      if (session.state === 'active') victims.push(session);
+    }
+    this.#options.logger.info(
+      { requested: count, shedding: victims.length, window_ms: windowMs },
+      'shedding peers',
+    );
+    await closeSpread(victims, windowMs, 'rebalance');
+    return victims.length;
   }
 
   close(): void {
@@ -221,6 +228,25 @@ export class Relay implements SessionHost {
       this.#options.metrics.peerStateNotices.labels(kind).inc();
     }
   }
+}
+
+/** Sends the relay close message to each session, evenly spaced over the window. */
+function closeSpread(
+  sessions: PeerSession[],
+  windowMs: number,
+  reason: 'drain' | 'rebalance',
+): Promise<void> {
+  const step = sessions.length > 1 ? windowMs / sessions.length : 0;
+  return new Promise<void>((resolve) => {
+    if (sessions.length === 0) return resolve();
+    let index = 0;
+    const next = (): void => {
+      sessions[index++]?.sendCloseAndEnd(reason);
+      if (index >= sessions.length) return resolve();
+      setTimeout(next, step);
+    };
+    next();
+  });
 }
 
 function errorMessage(err: unknown): string {
