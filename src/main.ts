@@ -15,6 +15,8 @@ import { Relay } from './relay/relay.js';
 import { RelayListener } from './relay/relay-listener.js';
 import type { RemoteDelivery } from './relay/remote-delivery.js';
 import { DEFAULT_SEND_QUEUE_LIMITS } from './relay/send-queue.js';
+import { CoarseClock } from './relay/coarse-clock.js';
+import { WriteBatcher } from './relay/write-batcher.js';
 import { StunServer } from './stun/stun-server.js';
 
 export interface RunningRelay {
@@ -89,6 +91,7 @@ export async function startRelay(config: RelayConfig, logger: Logger): Promise<R
   relayRef.current = relay;
   relayRef.current = relay;
 
+  const clock = new CoarseClock();
   const listener = new RelayListener({
     listen: config.listen,
     ...(config.tls
@@ -108,6 +111,8 @@ export async function startRelay(config: RelayConfig, logger: Logger): Promise<R
       metrics: relayMetrics,
       logger,
       now: Date.now,
+      coarseNow: clock.now,
+      writeBatcher: new WriteBatcher(),
     },
   });
 
@@ -160,6 +165,7 @@ export async function startRelay(config: RelayConfig, logger: Logger): Promise<R
       logger.info({ peers: relay.peerCount, window_ms: config.drainWindowMs }, 'draining');
       await relay.drain(config.drainWindowMs);
       relay.close();
+      clock.stop();
       listener.destroyAll();
       await stun?.stop();
       await backend.close();

@@ -39,6 +39,12 @@ export const IDLE_AFTER_MS = 60_000;
 export class RelayStats {
   receivedBytes = 0;
   sentBytes = 0;
+  readonly drops: Record<MessageDropReason, number> = {
+    queue_full: 0,
+    session_closed: 0,
+    unknown_peer: 0,
+    not_routable: 0,
+  };
 }
 
 export interface PeerActivitySource {
@@ -52,7 +58,6 @@ export class RelayMetrics {
   readonly authenticationTime: Histogram;
   readonly storeTime: Histogram;
   readonly handshakeFailures: Counter<'reason'>;
-  readonly drops: Counter<'reason'>;
   readonly sessionCloses: Counter<'reason'>;
   readonly peerStateNotices: Counter<'kind'>;
   readonly stunRequests: Counter;
@@ -129,11 +134,15 @@ export class RelayMetrics {
       labelNames: ['reason'],
       registers,
     });
-    this.drops = new Counter({
+    new Counter({
       name: 'relay_dropped_messages_total',
       help: 'Transport messages not delivered, by reason',
       labelNames: ['reason'],
       registers,
+      collect() {
+        this.reset();
+        for (const [reason, count] of Object.entries(stats.drops)) this.labels(reason).inc(count);
+      },
     });
     this.sessionCloses = new Counter({
       name: 'relay_session_closes_total',

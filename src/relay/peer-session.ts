@@ -15,6 +15,7 @@ import type { Logger } from '../observability/logger.js';
 import type { HandshakeFailure, RelayMetrics, SessionCloseReason } from '../observability/relay-metrics.js';
 import type { Registration } from '../registry/peer-registry.js';
 import { SendQueue, type SendQueueLimits } from './send-queue.js';
+import type { WriteBatcher } from './write-batcher.js';
 
 export interface SessionTimings {
   readonly handshakeTimeoutMs: number;
@@ -40,8 +41,11 @@ export interface SessionContext {
   readonly queueLimits: SendQueueLimits;
   readonly metrics: RelayMetrics;
   readonly logger: Logger;
-  /** Coarse clock (ms); avoids a Date.now() per packet. */
+  /** Clock (ms) for timeouts and auth timing. */
   readonly now: () => number;
+  /** Coarse clock (ms) for per-packet activity bookkeeping. */
+  readonly coarseNow: () => number;
+  readonly writeBatcher: WriteBatcher;
 }
 
 const BINARY = { binary: true } as const;
@@ -80,9 +84,11 @@ export class PeerSession {
       {
         write: (message) => {
           stats.sentBytes += message.length;
+          // ws corks and uncorks within send(); a cork left standing is ours, from earlier this turn.
+          if (socket.writableCorked === 0) ctx.writeBatcher.cork(socket);
           ws.send(message, BINARY);
         },
-        onDrop: (reason) => ctx.metrics.drops.labels(reason).inc(),
+        onDrop: (reason) => stats.drops[reason]++,
         onControlOverflow: () => this.close('control_overflow'),
       },
       ctx.queueLimits,
@@ -104,7 +110,7 @@ export class PeerSession {
 
   /** Data from another peer; queued (never blocking the sender) until the socket can take it. */
   sendData(message: Buffer): void {
-    this.lastActivityMs = this.#ctx.now();
+    this.lastActivityMs = this.#ctx.coarseNow();
     this.#queue.pushData(message);
   }
 
@@ -189,7 +195,7 @@ export class PeerSession {
       case MessageType.Transport:
         if (data.length < TRANSPORT_HEADER_SIZE) return this.#violation('truncated_message');
         this.#ctx.metrics.stats.receivedBytes += data.length;
-        this.lastActivityMs = this.#ctx.now();
+        this.lastActivityMs = this.#ctx.coarseNow();
         return this.#ctx.host.transport(this, data);
       case MessageType.HealthCheck:
         return this.#onHealthAnswer();

@@ -117,7 +117,7 @@ export class Relay implements SessionHost {
       this.#options.remote.forward(location.instance, destination, message);
       return;
     }
-    this.#options.metrics.drops.labels('unknown_peer').inc();
+    this.#options.metrics.stats.drops.unknown_peer++;
   }
 
   subscribe(session: PeerSession, peers: PeerKey[]): void {
