@@ -51,7 +51,11 @@ function parseExpiry(payload: Buffer): number | undefined {
 }
 
 /** Issues tokens the relay accepts: for the token tool, tests and benchmarks. */
-export function generateToken(secret: string, ttlSeconds: number, nowSeconds = Math.floor(Date.now() / 1000)): Buffer {
+export function generateToken(
+  secret: string,
+  ttlSeconds: number,
+  nowSeconds = Math.floor(Date.now() / 1000),
+): Buffer {
   const payload = Buffer.from(String(nowSeconds + ttlSeconds).padStart(MIN_PAYLOAD_SIZE, '0'), 'ascii');
   const signature = sign(deriveKey(secret), payload);
   return Buffer.concat([Buffer.from([HMAC_SHA256_ALGORITHM]), signature, payload]);

@@ -39,7 +39,8 @@ export function readMessageType(msg: Buffer): Result<MessageType> {
   if (msg.length < HEADER_SIZE) return fail('empty_message');
   if (msg[0] !== PROTOCOL_VERSION) return fail('bad_version');
   const type = msg[1] as number;
-  if (type === MessageType.LegacyHello || type === MessageType.LegacyHelloResponse) return fail('legacy_type');
+  if (type === MessageType.LegacyHello || type === MessageType.LegacyHelloResponse)
+    return fail('legacy_type');
   if (type === MessageType.Unknown || type > KNOWN_TYPES_MAX) return fail('unknown_type');
   return { ok: true, value: type as MessageType };
 }
