@@ -12,6 +12,8 @@ export interface SendQueueLimits {
   readonly socketHighWaterMark: number;
 }
 
+const INITIAL_RING_SLOTS = 8;
+
 export const DEFAULT_SEND_QUEUE_LIMITS: SendQueueLimits = {
   maxDataBytes: 512 * 1024,
   maxDataMessages: 1024,
@@ -43,8 +45,8 @@ export class SendQueue {
   readonly #hooks: SendQueueHooks;
   readonly #control: Buffer[] = [];
   #controlBytes = 0;
-  // Data ring: fixed capacity, no per-message allocation.
-  readonly #ring: (Buffer | undefined)[];
+  // Data ring: grows by doubling up to maxDataMessages, so an idle peer costs a few slots, not thousands.
+  #ring: (Buffer | undefined)[] = new Array<Buffer | undefined>(INITIAL_RING_SLOTS);
   #head = 0;
   #count = 0;
   #dataBytes = 0;
@@ -59,7 +61,6 @@ export class SendQueue {
     this.#socket = socket;
     this.#hooks = hooks;
     this.#limits = limits;
-    this.#ring = new Array<Buffer | undefined>(limits.maxDataMessages);
   }
 
   get queuedDataMessages(): number {
@@ -94,6 +95,7 @@ export class SendQueue {
     ) {
       this.#hooks.onDrop('queue_full', this.#shiftData());
     }
+    if (this.#count === this.#ring.length) this.#grow();
     const tail = (this.#head + this.#count) % this.#ring.length;
     this.#ring[tail] = message;
     this.#count++;
@@ -143,6 +145,15 @@ export class SendQueue {
       this.#control.length === 0 &&
       this.#socket.writableLength < this.#limits.socketHighWaterMark
     );
+  }
+
+  #grow(): void {
+    const grown = new Array<Buffer | undefined>(
+      Math.min(this.#ring.length * 2, this.#limits.maxDataMessages),
+    );
+    for (let i = 0; i < this.#count; i++) grown[i] = this.#ring[(this.#head + i) % this.#ring.length];
+    this.#ring = grown;
+    this.#head = 0;
   }
 
   #shiftData(): Buffer {

@@ -100,3 +100,35 @@ describe('SendQueue', () => {
     ]);
   });
 });
+
+describe('SendQueue ring growth', () => {
+  it('keeps order across growth and wrap-around, up to the message limit', () => {
+    const h = harness({
+      maxDataBytes: 1 << 20,
+      maxDataMessages: 100,
+      maxControlBytes: 50,
+      socketHighWaterMark: 10,
+    });
+    const drain = (): void => {
+      while (h.queue.queuedDataMessages > 0) {
+        h.socket.writableLength = 0;
+        h.queue.flush();
+      }
+    };
+    h.queue.open();
+    h.socket.writableLength = 10;
+    for (let i = 0; i < 5; i++) h.queue.pushData(Buffer.from(`a${i}`));
+    // One partial flush moves the ring's head off zero: from 2 bytes, four 2-byte messages reach the mark of 10.
+    h.socket.writableLength = 2;
+    h.queue.flush();
+    expect(h.written).toEqual(['a0', 'a1', 'a2', 'a3']);
+    h.socket.writableLength = 10;
+    for (let i = 0; i < 120; i++) h.queue.pushData(Buffer.from(`b${i}`));
+    expect(h.queue.queuedDataMessages).toBe(100);
+    h.written.length = 0;
+    drain();
+    // 121 queued into 100 slots: the 21 oldest (a4, b0..b19) were dropped, the rest arrive in order.
+    expect(h.dropped.map(([, m]) => m)).toEqual(['a4', ...Array.from({ length: 20 }, (_, i) => `b${i}`)]);
+    expect(h.written).toEqual(Array.from({ length: 100 }, (_, i) => `b${i + 20}`));
+  });
+});
