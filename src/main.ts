@@ -49,16 +49,7 @@ async function createBackend(
     });
     return { registry, readiness: () => undefined, close: () => registry.close() };
   }
-  // TEMP until cluster-node lands: keep the build green while it is written.
-  const clusterModule = './cluster/cluster-node.js';
-  const { startClusterNode } = (await import(clusterModule)) as {
-    startClusterNode: (o: unknown) => Promise<{
-      registry: PeerRegistry;
-      remote: RemoteDelivery;
-      readiness(): string | undefined;
-      close(): Promise<void>;
-    }>;
-  };
+  const { startClusterNode } = await import('./cluster/cluster-node.js');
   const node = await startClusterNode({ cluster: config.cluster, logger, metrics, deliverLocal });
   return {
     registry: node.registry,

@@ -111,6 +111,15 @@ export class RedisServer {
     await exited;
   }
 
+  /** SIGSTOP: the server stops answering but keeps its connections and data (a network stall). */
+  pause(): void {
+    this.#child?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.#child?.kill('SIGCONT');
+  }
+
   /** Starts again on the same port, empty. */
   async restart(): Promise<void> {
     await this.kill();

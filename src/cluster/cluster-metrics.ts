@@ -1,0 +1,96 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+
+/** Metrics of the mesh (pod-to-pod forwarding) and of membership/reaping. */
+export class ClusterMetrics {
+  readonly linksUp: Gauge;
+  readonly forwardedMessages: Counter<'direction'>;
+  readonly forwardedBytes: Counter<'direction'>;
+  readonly frames: Counter<'direction'>;
+  readonly forwardDrops: Counter<'reason'>;
+  readonly notHere: Counter<'direction'>;
+  readonly authFailures: Counter<'reason'>;
+  readonly protocolErrors: Counter<'reason'>;
+  readonly linkConnects: Counter<'direction'>;
+  readonly members: Gauge;
+  readonly heartbeatFailures: Counter;
+  readonly reapedInstances: Counter<'cause'>;
+  readonly reapedSessions: Counter;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.linksUp = new Gauge({
+      name: 'relay_mesh_links_up',
+      help: 'Mesh links to other instances that are connected',
+      registers,
+    });
+    this.forwardedMessages = new Counter({
+      name: 'relay_mesh_forwarded_messages_total',
+      help: 'Transport messages forwarded over the mesh (out: to other instances, in: from them)',
+      labelNames: ['direction'],
+      registers,
+    });
+    this.forwardedBytes = new Counter({
+      name: 'relay_mesh_forwarded_bytes_total',
+      help: 'Bytes of transport messages forwarded over the mesh',
+      labelNames: ['direction'],
+      registers,
+    });
+    this.frames = new Counter({
+      name: 'relay_mesh_frames_total',
+      help: 'Mesh WebSocket frames (each a batch of records)',
+      labelNames: ['direction'],
+      registers,
+    });
+    this.forwardDrops = new Counter({
+      name: 'relay_mesh_forward_drops_total',
+      help: 'Transport messages for another instance that were dropped, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.notHere = new Counter({
+      name: 'relay_mesh_not_here_total',
+      help: '"Not here" answers (sent: a forwarded destination was not on this instance; received: a stale route)',
+      labelNames: ['direction'],
+      registers,
+    });
+    this.authFailures = new Counter({
+      name: 'relay_mesh_auth_failures_total',
+      help: 'Refused mesh connections, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.protocolErrors = new Counter({
+      name: 'relay_mesh_protocol_errors_total',
+      help: 'Mesh links closed because of malformed input, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.linkConnects = new Counter({
+      name: 'relay_mesh_link_connects_total',
+      help: 'Mesh links established (dialled: by this instance, accepted: by the other side)',
+      labelNames: ['direction'],
+      registers,
+    });
+    this.members = new Gauge({
+      name: 'relay_cluster_members',
+      help: 'Live instances seen in Redis',
+      registers,
+    });
+    this.heartbeatFailures = new Counter({
+      name: 'relay_cluster_heartbeat_failures_total',
+      help: 'Heartbeats that could not be written to Redis',
+      registers,
+    });
+    this.reapedInstances = new Counter({
+      name: 'relay_cluster_reaped_instances_total',
+      help: 'Dead instances whose sessions this instance removed, by cause',
+      labelNames: ['cause'],
+      registers,
+    });
+    this.reapedSessions = new Counter({
+      name: 'relay_cluster_reaped_sessions_total',
+      help: 'Sessions of dead instances removed by this instance (each announced offline)',
+      registers,
+    });
+  }
+}

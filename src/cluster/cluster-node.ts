@@ -1,0 +1,154 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Registry as MetricsRegistry } from 'prom-client';
+import type { ClusterOptions } from '../config/cluster-options.js';
+import type { PeerKey } from '../protocol/peer-id.js';
+import type { PeerRegistry } from '../registry/peer-registry.js';
+import { createRedisConnections } from '../registry/redis-clients.js';
+import { RedisKeys } from '../registry/redis-keys.js';
+import { RedisRegistryMetrics } from '../registry/redis-registry-metrics.js';
+import { RedisRegistry } from '../registry/redis-registry.js';
+import type { RemoteDelivery } from '../relay/remote-delivery.js';
+import { ClusterMetrics } from './cluster-metrics.js';
+import { DEFAULT_MEMBERSHIP_TIMING, Membership, type MembershipTiming } from './membership.js';
+import { DEFAULT_MESH_LIMITS, type MeshLimits } from './mesh-link.js';
+import { MeshNetwork } from './mesh-network.js';
+import { MeshServer } from './mesh-server.js';
+import { Reaper } from './reaper.js';
+
+export interface ClusterNode {
+  readonly instanceId: string;
+  readonly registry: PeerRegistry;
+  readonly remote: RemoteDelivery;
+  isReady(): boolean;
+  /** Reason when not ready. */
+  readiness(): string | undefined;
+  close(): Promise<void>;
+}
+
+export interface ClusterNodeOptions {
+  cluster: ClusterOptions;
+  logger: Logger;
+  metrics: MetricsRegistry;
+  deliverLocal: (peer: PeerKey, message: Buffer) => boolean;
+  /** Tests: faster or slower timings. */
+  membershipTiming?: MembershipTiming;
+  meshLimits?: Partial<MeshLimits>;
+  /** How long start waits for Redis before returning a not-ready node that keeps trying. */
+  startupTimeoutMs?: number;
+}
+
+/** The parts of a running cluster node, for tests that need to reach inside. */
+export interface ClusterNodeInternals extends ClusterNode {
+  readonly redisRegistry: RedisRegistry;
+  readonly mesh: MeshNetwork;
+  readonly membership: Membership;
+  readonly meshPort: number;
+}
+
+/**
+ * Starts cluster mode: the Redis registry, the mesh listener and links, the
+ * heartbeat and the reaper. A new instance id per process start.
+ */
+export async function startClusterNode(options: ClusterNodeOptions): Promise<ClusterNodeInternals> {
+  const { cluster } = options;
+  const instanceId = randomUUID();
+  const logger = options.logger.child({ component: 'cluster', instance: instanceId, pod: cluster.podName });
+  const keys = new RedisKeys(cluster.redis.keyPrefix);
+  const connections = createRedisConnections(cluster.redis, `nb-cluster-relay:${cluster.podName}`);
+  const clusterMetrics = new ClusterMetrics(options.metrics);
+  const registry = new RedisRegistry({
+    connections,
+    keys,
+    instanceId,
+    logger: logger.child({ component: 'registry' }),
+    metrics: new RedisRegistryMetrics(options.metrics),
+  });
+  const limits = { ...DEFAULT_MESH_LIMITS, ...options.meshLimits };
+  const mesh = new MeshNetwork({
+    localInstance: instanceId,
+    secret: cluster.clusterSecret,
+    deliverLocal: options.deliverLocal,
+    onNotHere: (peer, instance) => registry.verifyRoute(peer, instance),
+    metrics: clusterMetrics,
+    logger: logger.child({ component: 'mesh' }),
+    limits,
+    onUnknownInstance: () => void membership.beat(),
+  });
+  const server = new MeshServer({
+    listen: cluster.meshListen,
+    secret: cluster.clusterSecret,
+    instanceId,
+    maxPayload: limits.maxPayload,
+    metrics: clusterMetrics,
+    logger: logger.child({ component: 'mesh' }),
+    accept: (socket, from) => mesh.accept(socket, from),
+  });
+  const meshPort = await server.start();
+  const meshAddress = advertisedAddress(cluster.meshAdvertise, meshPort);
+  const timing = options.membershipTiming ?? DEFAULT_MEMBERSHIP_TIMING;
+  const reaper = new Reaper({
+    redis: connections.command,
+    keys,
+    instanceId,
+    expiryMs: timing.expiryMs,
+    logger,
+    metrics: clusterMetrics,
+  });
+  const membership = new Membership({
+    redis: connections.command,
+    keys,
+    instanceId,
+    meshAddress,
+    podName: cluster.podName,
+    registry,
+    reaper,
+    logger,
+    metrics: clusterMetrics,
+    onMembers: (members) => mesh.updateMembers(members),
+    onExpired: (instance) => mesh.forget(instance),
+    timing,
+  });
+  await registry.start(options.startupTimeoutMs ?? 5_000);
+  await membership.start();
+  logger.info(
+    { mesh_listen: `${cluster.meshListen.host}:${meshPort}`, mesh_advertise: meshAddress },
+    'cluster node started',
+  );
+
+  let closed = false;
+  const readiness = (): string | undefined =>
+    closed ? 'closed' : (registry.unhealthyReason() ?? membership.unhealthyReason());
+  return {
+    instanceId,
+    registry,
+    redisRegistry: registry,
+    remote: mesh,
+    mesh,
+    membership,
+    meshPort,
+    isReady: () => readiness() === undefined,
+    readiness,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await membership.close();
+      // Whatever the relay did not unregister goes now (announced offline), and we leave the member list.
+      await reaper.reap(instanceId, 'shutdown').catch((err: unknown) => {
+        logger.warn({ err: String(err) }, 'could not remove this instance from redis on shutdown');
+      });
+      mesh.close();
+      await server.close();
+      await registry.close();
+      logger.info('cluster node stopped');
+    },
+  };
+}
+
+/** The advertised host:port, with the bound port filled in when the configuration left it open (0). */
+function advertisedAddress(advertise: string, boundPort: number): string {
+  const split = advertise.lastIndexOf(':');
+  if (split < 0) return `${advertise}:${boundPort}`;
+  const port = advertise.slice(split + 1);
+  return port === '0' || port === '' ? `${advertise.slice(0, split)}:${boundPort}` : advertise;
+}

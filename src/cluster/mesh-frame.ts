@@ -1,0 +1,96 @@
+import {
+  MAX_MESSAGE_SIZE,
+  MessageType,
+  PEER_ID_SIZE,
+  PROTOCOL_VERSION,
+  TRANSPORT_HEADER_SIZE,
+} from '../protocol/constants.js';
+import { hasPeerIdShape, peerKeyAt, type PeerKey } from '../protocol/peer-id.js';
+
+/**
+ * Mesh frames: one WebSocket binary message carries a batch of records,
+ * each `[type: u8][length: u16 BE][body]`.
+ *   transport: body = [destination peer ID: 36][relay transport message, sender ID already in place]
+ *   not here:  body = [peer ID: 36] — "that peer is not on this instance"
+ */
+export const MeshRecordType = { Transport: 1, NotHere: 2 } as const;
+
+export const RECORD_HEADER_SIZE = 3;
+export const NOT_HERE_RECORD_SIZE = RECORD_HEADER_SIZE + PEER_ID_SIZE;
+const MIN_TRANSPORT_BODY = PEER_ID_SIZE + TRANSPORT_HEADER_SIZE;
+const MAX_TRANSPORT_BODY = PEER_ID_SIZE + MAX_MESSAGE_SIZE;
+
+export type MeshFrameError = 'truncated_record' | 'unknown_record' | 'bad_transport' | 'bad_peer_id';
+
+export function transportRecordSize(message: Buffer): number {
+  return RECORD_HEADER_SIZE + PEER_ID_SIZE + message.length;
+}
+
+/** Writes a transport record at `offset`; returns the offset after it. */
+export function writeTransportRecord(frame: Buffer, offset: number, peer: PeerKey, message: Buffer): number {
+  frame[offset] = MeshRecordType.Transport;
+  frame.writeUInt16BE(PEER_ID_SIZE + message.length, offset + 1);
+  frame.write(peer, offset + RECORD_HEADER_SIZE, PEER_ID_SIZE, 'latin1');
+  message.copy(frame, offset + RECORD_HEADER_SIZE + PEER_ID_SIZE);
+  return offset + RECORD_HEADER_SIZE + PEER_ID_SIZE + message.length;
+}
+
+export function writeNotHereRecord(frame: Buffer, offset: number, peer: PeerKey): number {
+  frame[offset] = MeshRecordType.NotHere;
+  frame.writeUInt16BE(PEER_ID_SIZE, offset + 1);
+  frame.write(peer, offset + RECORD_HEADER_SIZE, PEER_ID_SIZE, 'latin1');
+  return offset + NOT_HERE_RECORD_SIZE;
+}
+
+export interface MeshFrameVisitor {
+  /** `message` is a view into the frame. */
+  transport(peer: PeerKey, message: Buffer): void;
+  notHere(peer: PeerKey): void;
+}
+
+/**
+ * Validates the whole frame before visiting any record, so a malformed frame
+ * delivers nothing. Returns the first problem found, or undefined.
+ */
+export function readMeshFrame(frame: Buffer, visitor: MeshFrameVisitor): MeshFrameError | undefined {
+  const problem = validate(frame);
+  if (problem) return problem;
+  let offset = 0;
+  while (offset < frame.length) {
+    const type = frame[offset];
+    const length = frame.readUInt16BE(offset + 1);
+    const body = offset + RECORD_HEADER_SIZE;
+    const peer = peerKeyAt(frame, body);
+    if (type === MeshRecordType.Transport)
+      visitor.transport(peer, frame.subarray(body + PEER_ID_SIZE, body + length));
+    else visitor.notHere(peer);
+    offset = body + length;
+  }
+  return undefined;
+}
+
+function validate(frame: Buffer): MeshFrameError | undefined {
+  if (frame.length === 0) return 'truncated_record';
+  let offset = 0;
+  while (offset < frame.length) {
+    if (offset + RECORD_HEADER_SIZE > frame.length) return 'truncated_record';
+    const type = frame[offset];
+    const length = frame.readUInt16BE(offset + 1);
+    const body = offset + RECORD_HEADER_SIZE;
+    if (body + length > frame.length) return 'truncated_record';
+    if (type === MeshRecordType.Transport) {
+      if (length < MIN_TRANSPORT_BODY || length > MAX_TRANSPORT_BODY) return 'bad_transport';
+      const message = body + PEER_ID_SIZE;
+      if (frame[message] !== PROTOCOL_VERSION || frame[message + 1] !== MessageType.Transport)
+        return 'bad_transport';
+      if (!hasPeerIdShape(frame, body) || !hasPeerIdShape(frame, message + 2)) return 'bad_peer_id';
+    } else if (type === MeshRecordType.NotHere) {
+      if (length !== PEER_ID_SIZE) return 'truncated_record';
+      if (!hasPeerIdShape(frame, body)) return 'bad_peer_id';
+    } else {
+      return 'unknown_record';
+    }
+    offset = body + length;
+  }
+  return undefined;
+}

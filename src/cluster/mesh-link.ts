@@ -1,0 +1,377 @@
+import type { Logger } from 'pino';
+import WebSocket from 'ws';
+import type { PeerKey } from '../protocol/peer-id.js';
+import type { ClusterMetrics } from './cluster-metrics.js';
+import { MESH_HEADER, MESH_PATH, dialHeaders, isValidAcceptProof } from './mesh-auth.js';
+import {
+  NOT_HERE_RECORD_SIZE,
+  readMeshFrame,
+  transportRecordSize,
+  writeNotHereRecord,
+  writeTransportRecord,
+  type MeshFrameVisitor,
+} from './mesh-frame.js';
+import { MeshSendQueue } from './mesh-send-queue.js';
+
+/** What every link of this instance shares. */
+export interface MeshLinkContext {
+  readonly localInstance: string;
+  readonly secret: string;
+  /** Hands a forwarded message to a local session; false when the peer is not here. */
+  readonly deliverLocal: (peer: PeerKey, message: Buffer) => boolean;
+  /** The other instance said `peer` is not there: our route is stale. */
+  readonly onNotHere: (peer: PeerKey, instance: string) => void;
+  readonly onLinkStateChange: () => void;
+  readonly metrics: ClusterMetrics;
+  readonly logger: Logger;
+  readonly limits: MeshLimits;
+}
+
+export interface MeshLimits {
+  /** Messages a link queues while it is down or busy; the oldest go first. */
+  queueMessages: number;
+  queueBytes: number;
+  /** A batch stops growing at this size (one record may overshoot it). */
+  frameBytes: number;
+  /** Frames handed to the socket but not yet written out. */
+  framesInFlight: number;
+  /** Largest WebSocket message accepted from another instance. */
+  maxPayload: number;
+  handshakeTimeoutMs: number;
+  keepaliveIntervalMs: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+}
+
+/** How long the higher id waits for the lower one to dial before dialling itself. */
+const FALLBACK_DIAL_DELAY_MS = 250;
+
+export const DEFAULT_MESH_LIMITS: MeshLimits = {
+  queueMessages: 8_192,
+  queueBytes: 8 * 1024 * 1024,
+  frameBytes: 64 * 1024,
+  framesInFlight: 4,
+  maxPayload: 256 * 1024,
+  handshakeTimeoutMs: 5_000,
+  keepaliveIntervalMs: 2_000,
+  backoffBaseMs: 100,
+  backoffMaxMs: 5_000,
+};
+
+/**
+ * The one link between this instance and another; either side sends on it.
+ * The instance with the lower id dials as soon as it knows the other. The
+ * higher one dials only when it has traffic waiting and no link (it may know
+ * the lower one before the lower one knows it); if both links come up, both
+ * sides keep the one the lower id dialled, so a pair settles on one link.
+ * Messages wait in a bounded queue while the link is down and are written in
+ * batches: one WebSocket frame carries every record queued at flush time.
+ */
+export class MeshLink {
+  readonly remoteInstance: string;
+  readonly createdAt = Date.now();
+  /** Whether this instance is the one that dials (lower instance id). */
+  readonly dials: boolean;
+  /** Whether the current socket was dialled by the lower id (the one both sides keep). */
+  #socketPreferred = false;
+  wasMember = false;
+  /** Since when the member list no longer names the other instance. */
+  missingSince: number | undefined;
+  readonly #context: MeshLinkContext;
+  readonly #queue: MeshSendQueue;
+  readonly #notHere = new Set<PeerKey>();
+  readonly #visitor: MeshFrameVisitor;
+  #address: string | undefined;
+  #socket: WebSocket | undefined;
+  #dialing: WebSocket | undefined;
+  #inFlight = 0;
+  #flushScheduled = false;
+  #attempt = 0;
+  #redialTimer: NodeJS.Timeout | undefined;
+  #keepaliveTimer: NodeJS.Timeout | undefined;
+  #heard = false;
+  #closed = false;
+  #received = 0;
+  #receivedBytes = 0;
+
+  constructor(context: MeshLinkContext, remoteInstance: string, address: string | undefined) {
+    this.#context = context;
+    this.remoteInstance = remoteInstance;
+    this.#address = address;
+    this.dials = context.localInstance < remoteInstance;
+    this.#queue = new MeshSendQueue(context.limits.queueMessages, context.limits.queueBytes);
+    this.#visitor = {
+      transport: (peer, message) => {
+        this.#received++;
+        this.#receivedBytes += message.length;
+        // One hop only: a message from the mesh is delivered here or answered "not here".
+        if (!context.deliverLocal(peer, message)) this.sendNotHere(peer);
+      },
+      notHere: (peer) => {
+        context.metrics.notHere.inc({ direction: 'received' });
+        context.onNotHere(peer, remoteInstance);
+      },
+    };
+  }
+
+  get isUp(): boolean {
+    return this.#socket?.readyState === WebSocket.OPEN;
+  }
+
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  setAddress(address: string): void {
+    const changed = address !== this.#address;
+    this.#address = address;
+    if (changed && this.#dialing) this.#dialing.terminate();
+    this.connect();
+  }
+
+  /** Dials if no link is up or being set up, and this side dials (or has traffic waiting). */
+  connect(): void {
+    if (this.#closed || this.#socket || this.#dialing || this.#redialTimer || !this.#address) return;
+    if (this.dials) {
+      this.#dial(this.#address);
+    } else if (this.#queue.length > 0) {
+      // Give the lower id a moment to dial first, then dial ourselves.
+      this.#redialTimer = setTimeout(() => {
+        this.#redialTimer = undefined;
+        if (!this.#socket && !this.#dialing && this.#address && this.#queue.length > 0 && !this.#closed) {
+          this.#dial(this.#address);
+        }
+      }, FALLBACK_DIAL_DELAY_MS);
+      this.#redialTimer.unref();
+    }
+  }
+
+  /** Queues a transport message; false only when the link is closed. */
+  enqueue(peer: PeerKey, message: Buffer): boolean {
+    if (this.#closed) {
+      this.#context.metrics.forwardDrops.inc({ reason: 'link_closed' });
+      return false;
+    }
+    const dropped = this.#queue.push(peer, message);
+    if (dropped > 0) this.#context.metrics.forwardDrops.inc({ reason: 'queue_full' }, dropped);
+    if (this.#socket) this.#scheduleFlush();
+    else this.connect();
+    return true;
+  }
+
+  /** Control record: never dropped in favour of data, deduplicated per batch. */
+  sendNotHere(peer: PeerKey): void {
+    this.#context.metrics.notHere.inc({ direction: 'sent' });
+    this.#notHere.add(peer);
+    this.#scheduleFlush();
+  }
+
+  /** Takes over an authenticated socket (dialled or accepted); a previous one is dropped. */
+  attach(socket: WebSocket, direction: 'dialled' | 'accepted'): void {
+    if (this.#closed) {
+      socket.close(1001, 'instance gone');
+      return;
+    }
+    // Dialled by the lower id: from our side that is our own dial iff we are the lower id.
+    const preferred = (direction === 'dialled') === this.dials;
+    if (!preferred && this.#socketPreferred && this.#socket?.readyState === WebSocket.OPEN) {
+      socket.close(1000, 'duplicate link');
+      return;
+    }
+    const previous = this.#socket;
+    this.#socket = socket;
+    this.#socketPreferred = preferred;
+    this.#inFlight = 0;
+    this.#heard = true;
+    previous?.terminate();
+    this.#context.metrics.linkConnects.inc({ direction });
+    this.#context.logger.info({ remote_instance: this.remoteInstance, direction }, 'mesh link up');
+    socket.on('message', (data: Buffer, isBinary: boolean) => this.#onFrame(socket, data, isBinary));
+    socket.on('ping', () => (this.#heard = true));
+    socket.on('pong', () => (this.#heard = true));
+    socket.on('error', (err) =>
+      this.#context.logger.debug({ err, remote_instance: this.remoteInstance }, 'mesh link error'),
+    );
+    socket.once('close', () => this.#onClose(socket));
+    clearInterval(this.#keepaliveTimer);
+    this.#keepaliveTimer = setInterval(
+      () => this.#keepalive(socket),
+      this.#context.limits.keepaliveIntervalMs,
+    );
+    this.#keepaliveTimer.unref();
+    this.#context.onLinkStateChange();
+    this.#scheduleFlush();
+  }
+
+  /** Stops for good (the other instance is gone, or we shut down); queued messages are dropped. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#redialTimer);
+    clearInterval(this.#keepaliveTimer);
+    this.#dialing?.terminate();
+    const socket = this.#socket;
+    this.#socket = undefined;
+    socket?.close(1001, 'instance gone');
+    const dropped = this.#queue.clear();
+    if (dropped > 0) this.#context.metrics.forwardDrops.inc({ reason: 'instance_gone' }, dropped);
+    if (socket) this.#context.onLinkStateChange();
+  }
+
+  /** Tests: cut the connection as a network failure would (no close handshake). */
+  cut(): void {
+    this.#socket?.terminate();
+  }
+
+  #dial(address: string): void {
+    const { headers, request } = dialHeaders(
+      this.#context.secret,
+      this.#context.localInstance,
+      this.remoteInstance,
+    );
+    const socket = new WebSocket(`ws://${address}${MESH_PATH}`, {
+      headers,
+      handshakeTimeout: this.#context.limits.handshakeTimeoutMs,
+      maxPayload: this.#context.limits.maxPayload,
+      perMessageDeflate: false,
+    });
+    this.#dialing = socket;
+    let verified = false;
+    socket.once('upgrade', (response) => {
+      const presented = response.headers[MESH_HEADER.proof];
+      verified = isValidAcceptProof(
+        this.#context.secret,
+        request,
+        typeof presented === 'string' ? presented : undefined,
+      );
+      if (!verified) {
+        this.#context.metrics.authFailures.inc({ reason: 'bad_accept_proof' });
+        this.#context.logger.warn(
+          { remote_instance: this.remoteInstance, address },
+          'mesh peer failed to prove the secret',
+        );
+        socket.terminate();
+      }
+    });
+    socket.once('open', () => {
+      if (this.#dialing === socket) this.#dialing = undefined;
+      if (!verified) return;
+      this.#attempt = 0;
+      this.attach(socket, 'dialled');
+    });
+    socket.on('error', (err) => {
+      this.#context.logger.debug(
+        { err: err.message, remote_instance: this.remoteInstance, address },
+        'mesh dial failed',
+      );
+    });
+    socket.once('close', () => {
+      if (this.#dialing === socket) {
+        this.#dialing = undefined;
+        this.#scheduleRedial();
+      }
+    });
+  }
+
+  #scheduleRedial(): void {
+    if (this.#closed || this.#redialTimer || this.#socket) return;
+    if (!this.dials && this.#queue.length === 0) return;
+    const { backoffBaseMs, backoffMaxMs } = this.#context.limits;
+    const ceiling = Math.min(backoffMaxMs, backoffBaseMs * 2 ** Math.min(this.#attempt, 16));
+    this.#attempt++;
+    // Half fixed, half random: spread the redials of many pods without ever redialling at once.
+    const wait = ceiling / 2 + Math.random() * (ceiling / 2);
+    this.#redialTimer = setTimeout(() => {
+      this.#redialTimer = undefined;
+      this.connect();
+    }, wait);
+    this.#redialTimer.unref();
+  }
+
+  #onClose(socket: WebSocket): void {
+    if (this.#socket !== socket) return;
+    this.#socket = undefined;
+    clearInterval(this.#keepaliveTimer);
+    if (!this.#closed) this.#context.logger.warn({ remote_instance: this.remoteInstance }, 'mesh link down');
+    this.#context.onLinkStateChange();
+    this.#scheduleRedial();
+  }
+
+  #keepalive(socket: WebSocket): void {
+    if (!this.#heard) {
+      this.#context.logger.warn({ remote_instance: this.remoteInstance }, 'mesh link silent; dropping it');
+      socket.terminate();
+      return;
+    }
+    this.#heard = false;
+    socket.ping();
+  }
+
+  #onFrame(socket: WebSocket, data: Buffer, isBinary: boolean): void {
+    this.#heard = true;
+    if (!isBinary) return this.#protocolError(socket, 'text_frame');
+    this.#received = 0;
+    this.#receivedBytes = 0;
+    const problem = readMeshFrame(data, this.#visitor);
+    if (problem) return this.#protocolError(socket, problem);
+    this.#context.metrics.frames.inc({ direction: 'in' });
+    if (this.#received > 0) {
+      this.#context.metrics.forwardedMessages.inc({ direction: 'in' }, this.#received);
+      this.#context.metrics.forwardedBytes.inc({ direction: 'in' }, this.#receivedBytes);
+    }
+  }
+
+  #protocolError(socket: WebSocket, reason: string): void {
+    this.#context.metrics.protocolErrors.inc({ reason });
+    this.#context.logger.warn(
+      { remote_instance: this.remoteInstance, reason },
+      'malformed mesh input; closing link',
+    );
+    socket.close(1008, reason);
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled || !this.#socket) return;
+    this.#flushScheduled = true;
+    setImmediate(this.#flush);
+  }
+
+  readonly #flush = (): void => {
+    this.#flushScheduled = false;
+    const socket = this.#socket;
+    if (!socket || socket.readyState !== WebSocket.OPEN) return;
+    const { frameBytes, framesInFlight } = this.#context.limits;
+    while (this.#inFlight < framesInFlight && (this.#notHere.size > 0 || this.#queue.length > 0)) {
+      let size = this.#notHere.size * NOT_HERE_RECORD_SIZE;
+      let count = 0;
+      while (count < this.#queue.length) {
+        const record = transportRecordSize(this.#queue.peekMessageAt(count));
+        if (size > 0 && size + record > frameBytes) break;
+        size += record;
+        count++;
+      }
+      const frame = Buffer.allocUnsafe(size);
+      let offset = 0;
+      for (const peer of this.#notHere) offset = writeNotHereRecord(frame, offset, peer);
+      this.#notHere.clear();
+      let bytes = 0;
+      for (let i = 0; i < count; i++) {
+        const message = this.#queue.peekMessage();
+        bytes += message.length;
+        offset = writeTransportRecord(frame, offset, this.#queue.peekPeer(), message);
+        this.#queue.shift();
+      }
+      this.#inFlight++;
+      this.#context.metrics.frames.inc({ direction: 'out' });
+      socket.send(frame, { binary: true }, (err) => {
+        if (this.#socket !== socket) return;
+        this.#inFlight--;
+        if (!err) this.#scheduleFlush();
+      });
+      if (count > 0) {
+        this.#context.metrics.forwardedMessages.inc({ direction: 'out' }, count);
+        this.#context.metrics.forwardedBytes.inc({ direction: 'out' }, bytes);
+      }
+    }
+  };
+}

@@ -1,0 +1,140 @@
+import type { Logger } from 'pino';
+import type WebSocket from 'ws';
+import type { PeerKey } from '../protocol/peer-id.js';
+import type { RemoteDelivery } from '../relay/remote-delivery.js';
+import type { ClusterMetrics } from './cluster-metrics.js';
+import { DEFAULT_MESH_LIMITS, MeshLink, type MeshLinkContext, type MeshLimits } from './mesh-link.js';
+import type { MemberInfo } from './membership.js';
+
+/** A link accepted from an instance we never saw in Redis is dropped after this long. */
+const UNKNOWN_INSTANCE_GRACE_MS = 10_000;
+/**
+ * An instance missing from the member list is dropped only after this long: the
+ * list is empty for a moment when Redis restarts, and links must survive that.
+ */
+const MISSING_MEMBER_GRACE_MS = 5_000;
+
+/**
+ * All mesh links of this instance, one per other live instance; the relay's
+ * RemoteDelivery. Membership (from the Redis heartbeats) says which instances
+ * exist and where they listen.
+ */
+export class MeshNetwork implements RemoteDelivery {
+  readonly #links = new Map<string, MeshLink>();
+  readonly #context: MeshLinkContext;
+  readonly #onUnknownInstance: () => void;
+  #members: ReadonlyMap<string, MemberInfo> = new Map();
+  #closed = false;
+
+  constructor(options: {
+    localInstance: string;
+    secret: string;
+    deliverLocal: (peer: PeerKey, message: Buffer) => boolean;
+    onNotHere: (peer: PeerKey, instance: string) => void;
+    metrics: ClusterMetrics;
+    logger: Logger;
+    limits?: Partial<MeshLimits>;
+    /** A route names an instance the member list does not know (yet): refresh it. */
+    onUnknownInstance?: () => void;
+  }) {
+    this.#onUnknownInstance = options.onUnknownInstance ?? (() => {});
+    this.#context = {
+      localInstance: options.localInstance,
+      secret: options.secret,
+      deliverLocal: options.deliverLocal,
+      onNotHere: options.onNotHere,
+      onLinkStateChange: () => options.metrics.linksUp.set(this.linksUp),
+      metrics: options.metrics,
+      logger: options.logger,
+      limits: { ...DEFAULT_MESH_LIMITS, ...options.limits },
+    };
+  }
+
+  forward(instance: string, peer: PeerKey, message: Buffer): boolean {
+    let link = this.#links.get(instance);
+    if (!link) {
+      if (this.#closed || instance === this.#context.localInstance) {
+        this.#context.metrics.forwardDrops.inc({ reason: 'unknown_instance' });
+        return false;
+      }
+      // A route can name an instance our member list has not caught up with: queue
+      // on a link without an address and ask for the list now.
+      const member = this.#members.get(instance);
+      link = this.#addLink(instance, member?.meshAddress);
+      link.wasMember = member !== undefined;
+      if (!member) this.#onUnknownInstance();
+    }
+    return link.enqueue(peer, message);
+  }
+
+  /** An instance was reaped (dead for sure): drop its link and queue now. */
+  forget(instance: string): void {
+    this.#links.get(instance)?.close();
+    this.#links.delete(instance);
+  }
+
+  /** Called with every heartbeat's view of the live instances. */
+  updateMembers(members: ReadonlyMap<string, MemberInfo>): void {
+    if (this.#closed) return;
+    this.#members = members;
+    for (const [instance, member] of members) {
+      if (instance === this.#context.localInstance) continue;
+      let link = this.#links.get(instance);
+      // The dialling side sets links up at once, so the first forwarded packet does not wait.
+      if (!link) link = this.#addLink(instance, member.meshAddress);
+      link.wasMember = true;
+      link.setAddress(member.meshAddress);
+    }
+    const now = Date.now();
+    for (const [instance, link] of this.#links) {
+      if (members.has(instance)) {
+        link.missingSince = undefined;
+        continue;
+      }
+      link.missingSince ??= now;
+      const missingFor = now - link.missingSince;
+      if (
+        missingFor > MISSING_MEMBER_GRACE_MS ||
+        (!link.wasMember && now - link.createdAt > UNKNOWN_INSTANCE_GRACE_MS)
+      ) {
+        link.close();
+        this.#links.delete(instance);
+      }
+    }
+  }
+
+  /** An authenticated inbound link from `instance`. */
+  accept(socket: WebSocket, instance: string): void {
+    if (this.#closed) {
+      socket.close(1001, 'shutting down');
+      return;
+    }
+    const link =
+      this.#links.get(instance) ?? this.#addLink(instance, this.#members.get(instance)?.meshAddress);
+    link.attach(socket, 'accepted');
+  }
+
+  get linksUp(): number {
+    let up = 0;
+    for (const link of this.#links.values()) if (link.isUp) up++;
+    return up;
+  }
+
+  /** The link to `instance`, if any (tests and diagnostics). */
+  link(instance: string): MeshLink | undefined {
+    return this.#links.get(instance);
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const link of this.#links.values()) link.close();
+    this.#links.clear();
+    this.#context.metrics.linksUp.set(0);
+  }
+
+  #addLink(instance: string, address: string | undefined): MeshLink {
+    const link = new MeshLink(this.#context, instance, address);
+    this.#links.set(instance, link);
+    return link;
+  }
+}

@@ -1,0 +1,117 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { HostPort } from '../config/cluster-options.js';
+import type { ClusterMetrics } from './cluster-metrics.js';
+import { MESH_HEADER, MESH_PATH, ReplayGuard, acceptProof, verifyDial } from './mesh-auth.js';
+
+/** Time a connection gets to send its whole upgrade request. */
+const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5_000;
+
+/**
+ * The mesh listener: accepts WebSocket links from other instances that prove
+ * the cluster secret, refuses (401, logged, counted) everything else.
+ */
+export class MeshServer {
+  readonly #server: Server;
+  readonly #wss: WebSocketServer;
+  readonly #listen: HostPort;
+  readonly #secret: string;
+  readonly #instanceId: string;
+  readonly #metrics: ClusterMetrics;
+  readonly #logger: Logger;
+  readonly #replay = new ReplayGuard();
+  readonly #proofs = new WeakMap<IncomingMessage, string>();
+  readonly #sockets = new Set<Socket>();
+  readonly #deadlines = new WeakMap<Socket, NodeJS.Timeout>();
+
+  constructor(options: {
+    listen: HostPort;
+    secret: string;
+    instanceId: string;
+    maxPayload: number;
+    handshakeTimeoutMs?: number;
+    metrics: ClusterMetrics;
+    logger: Logger;
+    accept: (socket: WebSocket, instance: string) => void;
+  }) {
+    this.#listen = options.listen;
+    this.#secret = options.secret;
+    this.#instanceId = options.instanceId;
+    this.#metrics = options.metrics;
+    this.#logger = options.logger;
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: options.maxPayload,
+      perMessageDeflate: false,
+    });
+    this.#wss.on('headers', (headers, request) => {
+      const proof = this.#proofs.get(request);
+      if (proof) headers.push(`${MESH_HEADER.proof}: ${proof}`);
+    });
+    const handshakeTimeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    this.#server = createServer((_request, response) => {
+      this.#metrics.authFailures.inc({ reason: 'bad_request' });
+      response.writeHead(404, { connection: 'close' }).end();
+    });
+    this.#server.on('connection', (socket: Socket) => {
+      this.#sockets.add(socket);
+      // Until it is upgraded, a connection has this long; a silent or slow one is dropped.
+      const deadline = setTimeout(() => {
+        this.#metrics.authFailures.inc({ reason: 'handshake_timeout' });
+        socket.destroy();
+      }, handshakeTimeoutMs);
+      deadline.unref();
+      this.#deadlines.set(socket, deadline);
+      socket.once('close', () => {
+        clearTimeout(deadline);
+        this.#sockets.delete(socket);
+      });
+    });
+    this.#server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+      clearTimeout(this.#deadlines.get(request.socket));
+      const path = (request.url ?? '').split('?')[0];
+      if (path !== MESH_PATH) return this.#refuse(request, socket, 'bad_request', 404);
+      const verdict = verifyDial(this.#secret, this.#instanceId, request.headers, this.#replay);
+      if (!verdict.ok) return this.#refuse(request, socket, verdict.reason, 401);
+      this.#proofs.set(request, acceptProof(this.#secret, verdict.request));
+      this.#wss.handleUpgrade(request, socket, head, (ws) => options.accept(ws, verdict.request.from));
+    });
+  }
+
+  /** Starts listening; resolves with the bound port (useful when the configured port is 0). */
+  async start(): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(this.#listen.port, this.#listen.host, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+    return (this.#server.address() as AddressInfo).port;
+  }
+
+  async close(): Promise<void> {
+    for (const client of this.#wss.clients) client.terminate();
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    for (const socket of this.#sockets) socket.destroy();
+    await closed;
+  }
+
+  #refuse(request: IncomingMessage, socket: Duplex, reason: string, status: 401 | 404): void {
+    this.#metrics.authFailures.inc({ reason });
+    this.#logger.warn(
+      {
+        reason,
+        remote_address: request.socket.remoteAddress,
+        claimed_instance: request.headers[MESH_HEADER.from],
+      },
+      'refused mesh connection',
+    );
+    const text = status === 401 ? 'Unauthorized' : 'Not Found';
+    socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    setTimeout(() => socket.destroy(), 1_000).unref();
+  }
+}

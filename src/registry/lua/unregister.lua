@@ -1,0 +1,16 @@
+-- Compare-and-delete of one session: a no-op unless the stored token is still ARGV[1].
+-- KEYS[1] route key. ARGV: token, printed peer id, epoch, events channel.
+-- Returns 1 when it removed the session (and published offline), else 0.
+local current = redis.call('GET', KEYS[1])
+if not current then
+  return 0
+end
+local current_token = string.match(current, '^(%d+)|')
+if current_token ~= ARGV[1] then
+  return 0
+end
+redis.call('DEL', KEYS[1])
+local clock = redis.call('TIME')
+local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+redis.call('PUBLISH', ARGV[4], 'off|' .. ARGV[2] .. '|' .. current .. '|' .. ARGV[3] .. '|' .. string.format('%.0f', now_ms))
+return 1

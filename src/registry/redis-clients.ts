@@ -1,0 +1,93 @@
+import { Cluster, Redis, type ClusterNode, type RedisOptions as IoRedisOptions } from 'ioredis';
+import type { HostPort, RedisOptions } from '../config/cluster-options.js';
+import type { RedisClient } from './redis-script.js';
+
+/** Reconnect fast: the cluster must converge within seconds of Redis coming back. */
+const retryStrategy = (attempt: number): number => Math.min(50 * attempt, 500);
+
+/** Options shared by every connection: fail fast instead of queueing while Redis is away. */
+const commonOptions: IoRedisOptions = {
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 1,
+  commandTimeout: 2_000,
+  connectTimeout: 2_000,
+  retryStrategy,
+  // A command whose connection died may or may not have run; the registry
+  // reconciles after the reconnect instead of running it twice blindly.
+  autoResendUnfulfilledCommands: false,
+  lazyConnect: true,
+};
+
+/** The two connections the registry needs: commands, and the event subscription. */
+export interface RedisConnections {
+  command: RedisClient;
+  subscriber: Redis;
+  /** Master nodes to scan (each a client) — one entry unless Redis Cluster. */
+  scanTargets(): Redis[];
+  isCluster: boolean;
+}
+
+export function createRedisConnections(options: RedisOptions, connectionName: string): RedisConnections {
+  if (options.clusterNodes && options.clusterNodes.length > 0) {
+    return createClusterConnections(options.clusterNodes, connectionName);
+  }
+  if (options.sentinels && options.sentinels.length > 0) {
+    const sentinelOptions: IoRedisOptions = {
+      ...commonOptions,
+      sentinels: options.sentinels.map(({ host, port }) => ({ host, port })),
+      name: options.sentinelName ?? 'mymaster',
+      sentinelRetryStrategy: retryStrategy,
+      connectionName,
+    };
+    const command = new Redis(sentinelOptions);
+    const subscriber = new Redis({ ...sentinelOptions, enableOfflineQueue: true, commandTimeout: undefined });
+    return { command, subscriber, scanTargets: () => [command], isCluster: false };
+  }
+  if (!options.url) throw new Error('cluster mode needs a Redis URL, sentinels or cluster nodes');
+  const command = new Redis(options.url, { ...commonOptions, connectionName });
+  const subscriber = new Redis(options.url, {
+    ...commonOptions,
+    enableOfflineQueue: true,
+    commandTimeout: undefined,
+    connectionName,
+  });
+  return { command, subscriber, scanTargets: () => [command], isCluster: false };
+}
+
+function createClusterConnections(nodes: readonly HostPort[], connectionName: string): RedisConnections {
+  const startupNodes: ClusterNode[] = nodes.map(({ host, port }) => ({ host, port }));
+  const command = new Cluster(startupNodes, {
+    enableOfflineQueue: false,
+    clusterRetryStrategy: retryStrategy,
+    lazyConnect: true,
+    redisOptions: { ...commonOptions, lazyConnect: false, connectionName },
+  });
+  // Plain PUBLISH reaches every node of a cluster, so one node is enough to
+  // hear all events. Move to the next seed node whenever that one fails.
+  const seeds = nodes;
+  let seed = 0;
+  const subscriber: Redis = new Redis({
+    ...commonOptions,
+    enableOfflineQueue: true,
+    commandTimeout: undefined,
+    connectionName,
+    host: seeds[0]!.host,
+    port: seeds[0]!.port,
+    retryStrategy: (attempt) => {
+      seed = (seed + 1) % seeds.length;
+      subscriber.options.host = seeds[seed]!.host;
+      subscriber.options.port = seeds[seed]!.port;
+      return retryStrategy(attempt);
+    },
+  });
+  return { command, subscriber, scanTargets: () => command.nodes('master'), isCluster: true };
+}
+
+/** Resolves once the client is connected and ready (connects it if it is lazy). */
+export async function connectRedis(client: RedisClient): Promise<void> {
+  if (client.status === 'ready') return;
+  const ready = new Promise<void>((resolve) => client.once('ready', () => resolve()));
+  // A failed first attempt is retried by the client itself; readiness is what counts.
+  if (client.status === 'wait') client.connect().catch(() => {});
+  await ready;
+}

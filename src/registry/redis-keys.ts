@@ -1,0 +1,65 @@
+import { formatPeerKey, parsePrintedPeerId, type PeerKey } from '../protocol/peer-id.js';
+
+/**
+ * Names of everything the cluster keeps in Redis. Peer keys carry a hash tag on
+ * the printed peer ID so one peer's keys share a slot (Redis Cluster runs the
+ * scripts); cluster-wide tables share the `{cluster}` tag for the same reason.
+ *
+ *   <p>:peer:{<peer>}      "token|instance|session" of the peer's newest session (no TTL: removed
+ *                          by unregister or by the reaper when its instance dies)
+ *   <p>:floor:{<peer>}     last token handed out for the peer (TTL, refreshed on use)
+ *   <p>:inst:{<instance>}  set of peers an instance registered (what the reaper walks)
+ *   <p>:reap:{<instance>}  short lock: one pod reaps a dead instance at a time
+ *   <p>:{cluster}:epoch    identity of the data set
+ *   <p>:{cluster}:members  zset instance -> last heartbeat (Redis clock, ms)
+ *   <p>:{cluster}:info     hash instance -> "mesh address|pod name"
+ *   <p>:{cluster}:pods     hash pod name -> instance
+ *   <p>:events             pub/sub channel of peer events
+ */
+export class RedisKeys {
+  readonly prefix: string;
+  readonly events: string;
+  readonly epoch: string;
+  readonly members: string;
+  readonly memberInfo: string;
+  readonly pods: string;
+  readonly routePattern: string;
+  readonly #routeHead: string;
+
+  constructor(prefix: string) {
+    this.prefix = prefix;
+    this.events = `${prefix}:events`;
+    this.epoch = `${prefix}:{cluster}:epoch`;
+    this.members = `${prefix}:{cluster}:members`;
+    this.memberInfo = `${prefix}:{cluster}:info`;
+    this.pods = `${prefix}:{cluster}:pods`;
+    this.#routeHead = `${prefix}:peer:{`;
+    this.routePattern = `${prefix}:peer:*`;
+  }
+
+  route(printedPeer: string): string {
+    return `${this.#routeHead}${printedPeer}}`;
+  }
+
+  tokenFloor(printedPeer: string): string {
+    return `${this.prefix}:floor:{${printedPeer}}`;
+  }
+
+  instanceSessions(instance: string): string {
+    return `${this.prefix}:inst:{${instance}}`;
+  }
+
+  reapLock(instance: string): string {
+    return `${this.prefix}:reap:{${instance}}`;
+  }
+
+  /** The peer a route key names; undefined for a key that is not one. */
+  peerOfRouteKey(key: string): PeerKey | undefined {
+    if (!key.startsWith(this.#routeHead) || !key.endsWith('}')) return undefined;
+    return parsePrintedPeerId(key.slice(this.#routeHead.length, -1));
+  }
+}
+
+export function printedPeer(peer: PeerKey): string {
+  return formatPeerKey(peer);
+}

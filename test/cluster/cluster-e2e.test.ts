@@ -1,0 +1,240 @@
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { MessageType } from '../../src/protocol/constants.js';
+import { printedPeer, RedisKeys } from '../../src/registry/redis-keys.js';
+import type { RelayTestClient } from '../support/relay-test-client.js';
+import { freePort } from '../support/free-port.js';
+import { RedisServer, stopAllRedis } from '../support/redis-server.js';
+import { eventually } from './cluster-test-kit.js';
+import {
+  MeshCutter,
+  awaitOnline,
+  connectPeer,
+  expectPeerState,
+  expectTransport,
+  startPod,
+  watchPeer,
+  type Pod,
+} from './cluster-pods.js';
+
+/**
+ * Three relay processes (dist/cli.js) and a private Redis: the cluster as a
+ * NetBird client sees it. Build first: npm run build.
+ */
+const PREFIX = 'nbe2e';
+const keys = new RedisKeys(PREFIX);
+let redis: RedisServer;
+let inspect: Redis;
+let cutter: MeshCutter;
+const pods: Pod[] = [];
+const clients: RelayTestClient[] = [];
+
+async function peerOn(pod: Pod, identifier: string): Promise<RelayTestClient> {
+  const client = await connectPeer(pod, identifier);
+  clients.push(client);
+  return client;
+}
+
+async function instanceOf(pod: Pod): Promise<string> {
+  return await eventually(async () => (await inspect.hget(keys.pods, pod.name)) ?? undefined);
+}
+
+beforeAll(async () => {
+  redis = await RedisServer.start();
+  inspect = new Redis(redis.url, { maxRetriesPerRequest: null });
+  inspect.on('error', () => {});
+  const env = { NB_REDIS_URL: redis.url, NB_REDIS_KEY_PREFIX: PREFIX };
+  // pod-2's mesh is reached through a forwarder the link test can cut.
+  const pod2MeshPort = await freePort();
+  cutter = await MeshCutter.start(pod2MeshPort);
+  // One after the other, each kept as soon as it runs, so afterAll stops whatever started.
+  pods.push(await startPod('pod-1', env));
+  pods.push(await startPod('pod-2', env, { meshPort: pod2MeshPort, advertisePort: cutter.port }));
+  pods.push(await startPod('pod-3', env));
+  // Every pod linked to both others: the mesh is complete before the tests cut anything.
+  await eventually(async () => {
+    const links = await Promise.all(
+      pods.map(async (pod) => /relay_mesh_links_up (\d+)/.exec(await pod.process.metrics())?.[1]),
+    );
+    return links.every((count) => count === '2') ? true : undefined;
+  }, 10_000);
+}, 60_000);
+
+afterEach((context) => {
+  if (context.task.result?.state === 'fail' && process.env.TEST_DUMP_PODS) {
+    for (const pod of pods) console.log(`==== ${pod.name}\n${pod.process.output}`);
+  }
+});
+
+afterAll(async () => {
+  for (const client of clients) client.terminate();
+  await Promise.all(pods.map((pod) => pod.process.stop()));
+  await cutter?.close();
+  inspect?.disconnect();
+  await stopAllRedis();
+});
+
+describe('cluster of three relay processes', () => {
+  it('relays transport between peers on different pods, both ways, and announces online/offline across pods', async () => {
+    const [pod1, pod2] = pods as [Pod, Pod];
+    const alice = await peerOn(pod1, 'e2e-alice');
+    const bob = await peerOn(pod2, 'e2e-bob');
+    expect(alice.instanceUrl).toBe(bob.instanceUrl);
+    await awaitOnline(alice, bob);
+    await awaitOnline(bob, alice);
+    alice.sendTransport(bob.peerId, Buffer.from('hello bob'));
+    await expectTransport(bob, alice, 'hello bob');
+    bob.sendTransport(alice.peerId, Buffer.from('hello alice'));
+    await expectTransport(alice, bob, 'hello alice');
+
+    bob.close();
+    await expectPeerState(alice, MessageType.PeersWentOffline, bob);
+    alice.close();
+  });
+
+  it('survives 1,000 cross-pod reconnects: offline before online every time, traffic reaches the newest session', async () => {
+    const [pod1, pod2, pod3] = pods as [Pod, Pod, Pod];
+    const watcher = await peerOn(pod1, 'e2e-watcher');
+    let current = await connectPeer(pod2, 'e2e-roamer');
+    await watchPeer(watcher, current);
+    const started = Date.now();
+    for (let i = 1; i <= 1_000; i++) {
+      const next = await connectPeer(i % 2 ? pod3 : pod2, 'e2e-roamer');
+      // The old session's pod learns of the new one and closes it; the client may also give up first.
+      await expectPeerState(watcher, MessageType.PeersWentOffline, next);
+      await expectPeerState(watcher, MessageType.PeersOnline, next);
+      // Online interest is one-shot: subscribe again (answered at once: online).
+      await awaitOnline(watcher, next);
+      watcher.sendTransport(next.peerId, Buffer.from(`ping ${i}`));
+      await expectTransport(next, watcher, `ping ${i}`);
+      // The replaced session: its pod closed it (or is about to); a late close is a stale clean-up.
+      current.terminate();
+      current = next;
+    }
+    console.log(`1,000 cross-pod reconnects took ${Date.now() - started} ms`);
+    current.close();
+    await expectPeerState(watcher, MessageType.PeersWentOffline, current);
+    watcher.close();
+  }, 180_000);
+
+  it('ignores a stale clean-up: the old session closing later changes nothing in Redis or on the wire', async () => {
+    const [pod1, pod2, pod3] = pods as [Pod, Pod, Pod];
+    const watcher = await peerOn(pod1, 'e2e-watcher-2');
+    const old = await connectPeer(pod2, 'e2e-stale');
+    await watchPeer(watcher, old);
+    const fresh = await peerOn(pod3, 'e2e-stale');
+    await expectPeerState(watcher, MessageType.PeersWentOffline, fresh);
+    await expectPeerState(watcher, MessageType.PeersOnline, fresh);
+    const routeKey = keys.route(printedPeer(fresh.peerKey));
+    const stored = await inspect.get(routeKey);
+    expect(stored).toMatch(new RegExp(`^\\d+\\|${await instanceOf(pod3)}\\|`));
+    // The old socket goes away now, seconds after it was replaced.
+    old.terminate();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await inspect.get(routeKey)).toBe(stored);
+    expect(watcher.pending()).toBe(0);
+    watcher.sendTransport(fresh.peerId, Buffer.from('still here'));
+    await expectTransport(fresh, watcher, 'still here');
+    fresh.close();
+    await expectPeerState(watcher, MessageType.PeersWentOffline, fresh);
+    expect(await inspect.exists(routeKey)).toBe(0);
+    watcher.close();
+  });
+
+  it('heals a cut mesh link without losing routes', async () => {
+    const [pod1, pod2] = pods as [Pod, Pod];
+    const alice = await peerOn(pod1, 'e2e-cut-alice');
+    const bob = await peerOn(pod2, 'e2e-cut-bob');
+    await awaitOnline(alice, bob);
+    alice.sendTransport(bob.peerId, Buffer.from('before'));
+    await expectTransport(bob, alice, 'before');
+    cutter.cut();
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    cutter.restore();
+    const started = Date.now();
+    // Keep sending until it gets through: packets sent while the link is down may be lost (like UDP).
+    await eventually(async () => {
+      alice.sendTransport(bob.peerId, Buffer.from('after'));
+      try {
+        await expectTransport(bob, alice, 'after', 200);
+        return true;
+      } catch {
+        return undefined;
+      }
+    }, 10_000);
+    console.log(`mesh link healed ${Date.now() - started} ms after the network came back`);
+    bob.sendTransport(alice.peerId, Buffer.from('back'));
+    // Drain duplicates of "after" that were queued while the link came back.
+    for (;;) {
+      const message = await alice.next();
+      if (message.subarray(38).toString() === 'back') break;
+    }
+    expect(alice.pending()).toBe(0);
+    alice.close();
+    bob.close();
+  });
+
+  it('keeps relaying while Redis is down, refuses new connections, and converges after Redis restarts empty', async () => {
+    const [pod1, pod2, pod3] = pods as [Pod, Pod, Pod];
+    const alice = await peerOn(pod1, 'e2e-outage-alice');
+    const bob = await peerOn(pod2, 'e2e-outage-bob');
+    const carol = await peerOn(pod3, 'e2e-outage-carol');
+    await awaitOnline(alice, bob);
+    await awaitOnline(alice, carol);
+
+    await redis.kill();
+    await eventually(async () => (await pod1.process.readiness()) === 503, 5_000);
+    // Existing sessions keep relaying across pods on cached routes.
+    alice.sendTransport(bob.peerId, Buffer.from('during outage'));
+    await expectTransport(bob, alice, 'during outage');
+    // A new connection is refused (closed without an auth response) while registrations cannot be stored.
+    await expect(connectPeer(pod1, 'e2e-outage-newcomer')).rejects.toThrow();
+
+    const restarted = Date.now();
+    await redis.restart();
+    const peers = [alice, bob, carol];
+    await eventually(async () => {
+      const present = await inspect.exists(...peers.map((peer) => keys.route(printedPeer(peer.peerKey))));
+      const ready = await Promise.all(pods.map((pod) => pod.process.readiness()));
+      return present === peers.length && ready.every((status) => status === 200) ? true : undefined;
+    }, 10_000);
+    const converged = Date.now() - restarted;
+    console.log(`cluster converged ${converged} ms after redis restarted empty`);
+    expect(converged).toBeLessThanOrEqual(3_000);
+    bob.sendTransport(carol.peerId, Buffer.from('after restart'));
+    await expectTransport(carol, bob, 'after restart');
+    // A newcomer can register again and reach the others.
+    const dave = await peerOn(pod3, 'e2e-outage-dave');
+    await awaitOnline(dave, alice);
+    dave.sendTransport(alice.peerId, Buffer.from('hi'));
+    await expectTransport(alice, dave, 'hi');
+    // No one was announced offline: the same sessions came back.
+    expect(alice.pending()).toBe(0);
+    for (const client of [alice, bob, carol, dave]) client.close();
+  }, 60_000);
+
+  it('announces the peers of a pod killed with -9 as offline on the other pods within 3 s', async () => {
+    const [pod1, , pod3] = pods as [Pod, Pod, Pod];
+    const watcher = await peerOn(pod1, 'e2e-kill-watcher');
+    const victims = await Promise.all([0, 1, 2].map((i) => connectPeer(pod3, `e2e-kill-victim-${i}`)));
+    for (const victim of victims) await awaitOnline(watcher, victim);
+    const deadInstance = await instanceOf(pod3);
+    const killed = Date.now();
+    pod3.process.kill('SIGKILL');
+    for (let i = 0; i < victims.length; i++) {
+      const message = await watcher.next(10_000);
+      expect(message[1]).toBe(MessageType.PeersWentOffline);
+    }
+    const detection = Date.now() - killed;
+    console.log(`kill -9 detected and announced after ${detection} ms`);
+    expect(detection).toBeLessThanOrEqual(3_000);
+    // The reaper removes the dead instance's tables right after announcing its sessions.
+    await eventually(async () =>
+      (await inspect.exists(keys.instanceSessions(deadInstance))) === 0 ? true : undefined,
+    );
+    await eventually(async () =>
+      (await inspect.zscore(keys.members, deadInstance)) === null ? true : undefined,
+    );
+    watcher.close();
+  }, 30_000);
+});

@@ -1,0 +1,122 @@
+import { Registry } from 'prom-client';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startClusterNode, type ClusterNodeInternals } from '../../src/cluster/cluster-node.js';
+import type { ClusterOptions } from '../../src/config/cluster-options.js';
+import { RedisServer, stopAllRedis } from '../support/redis-server.js';
+import { EventLog, eventually, metricValue, peer, silentLogger } from './cluster-test-kit.js';
+
+let redis: RedisServer;
+const nodes: ClusterNodeInternals[] = [];
+
+function options(podName: string): ClusterOptions {
+  return {
+    redis: { url: redis.url, keyPrefix: 'nbnode' },
+    clusterSecret: 'node-test-secret',
+    meshListen: { host: '127.0.0.1', port: 0 },
+    meshAdvertise: '127.0.0.1:0',
+    podName,
+  };
+}
+
+async function node(
+  podName: string,
+): Promise<{ node: ClusterNodeInternals; metrics: Registry; events: EventLog }> {
+  const metrics = new Registry();
+  const started = await startClusterNode({
+    cluster: options(podName),
+    logger: silentLogger,
+    metrics,
+    deliverLocal: () => false,
+  });
+  nodes.push(started);
+  return { node: started, metrics, events: new EventLog(started.registry) };
+}
+
+/** Stops a node the way kill -9 would: no unregister, no goodbye, its Redis entries stay behind. */
+async function crash(victim: ClusterNodeInternals): Promise<void> {
+  await victim.membership.close();
+  victim.mesh.close();
+  victim.redisRegistry.connections.command.disconnect();
+  victim.redisRegistry.connections.subscriber.disconnect();
+  nodes.splice(nodes.indexOf(victim), 1);
+}
+
+beforeAll(async () => {
+  redis = await RedisServer.start();
+});
+
+afterEach(async () => {
+  await Promise.all(nodes.splice(0).map((n) => n.close()));
+});
+
+afterAll(async () => {
+  await stopAllRedis();
+});
+
+describe('cluster node', () => {
+  it('is ready once connected, and says why not while Redis is away', async () => {
+    const { node: a } = await node('pod-ready');
+    expect(a.isReady()).toBe(true);
+    expect(a.readiness()).toBeUndefined();
+    await redis.kill();
+    await eventually(() => !a.isReady());
+    expect(a.readiness()).toMatch(/redis|subscription/);
+    await redis.restart();
+    await eventually(() => a.isReady(), 10_000);
+  });
+
+  it('starts while Redis is unreachable (not ready) and becomes ready when Redis appears', async () => {
+    await redis.kill();
+    const metrics = new Registry();
+    const late = await startClusterNode({
+      cluster: options('pod-late'),
+      logger: silentLogger,
+      metrics,
+      deliverLocal: () => false,
+      startupTimeoutMs: 300,
+    });
+    nodes.push(late);
+    expect(late.isReady()).toBe(false);
+    await expect(late.registry.register(peer('too-early'))).rejects.toThrow(/unavailable/);
+    await redis.restart();
+    await eventually(() => late.isReady(), 10_000);
+    await late.registry.register(peer('in-time'));
+  });
+
+  it('reaps a crashed instance once its heartbeat expires', async () => {
+    const { events } = await node('pod-watcher');
+    const { node: victim } = await node('pod-victim');
+    const peers = [peer('victim-1'), peer('victim-2')];
+    for (const p of peers) await victim.registry.register(p);
+    await events.waitFor(() => peers.every((p) => events.of(p).length === 1));
+    const crashed = Date.now();
+    await crash(victim);
+    await events.waitFor(() => peers.every((p) => events.of(p).length === 2), 5_000);
+    const detection = Date.now() - crashed;
+    console.log(`crashed instance reaped after ${detection} ms`);
+    expect(detection).toBeLessThanOrEqual(3_000);
+  });
+
+  it('reaps its predecessor at once when a process starts under the same pod name', async () => {
+    const { events } = await node('pod-watcher');
+    const { node: first } = await node('pod-x');
+    const peers = [peer('pred-1'), peer('pred-2'), peer('pred-3')];
+    for (const p of peers) await first.registry.register(p);
+    await events.waitFor(() => peers.every((p) => events.of(p).length === 1));
+    await crash(first);
+    const restarted = Date.now();
+    const { metrics } = await node('pod-x');
+    await events.waitFor(
+      () => peers.every((p) => events.of(p).at(-1) === `offline:${first.instanceId}`),
+      5_000,
+    );
+    const elapsed = Date.now() - restarted;
+    console.log(`predecessor reaped ${elapsed} ms after its successor started`);
+    expect(elapsed).toBeLessThan(1_500); // well before the 2 s heartbeat expiry could have done it
+    await eventually(async () =>
+      (await metricValue(metrics, 'relay_cluster_reaped_instances_total', { cause: 'predecessor' })) === 1
+        ? true
+        : undefined,
+    );
+  });
+});

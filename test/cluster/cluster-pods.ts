@@ -1,0 +1,147 @@
+import { createServer, createConnection, type Server, type Socket } from 'node:net';
+import { expect } from 'vitest';
+import { MessageType } from '../../src/protocol/constants.js';
+import { formatPeerKey, type PeerKey } from '../../src/protocol/peer-id.js';
+import { freePort } from '../support/free-port.js';
+import { TEST_SECRET } from '../support/in-process-relay.js';
+import { RelayProcess } from '../support/relay-process.js';
+import { RelayTestClient, describeMessage } from '../support/relay-test-client.js';
+
+/** Helpers of the multi-process cluster tests: relay pods and protocol assertions. */
+
+export const CLUSTER_SECRET = 'cluster-test-secret';
+export const PUBLIC_URL = 'rel://cluster.test:443';
+
+export interface Pod {
+  name: string;
+  meshPort: number;
+  process: RelayProcess;
+}
+
+/** Starts a relay process in cluster mode; `redisEnv` picks the Redis deployment. */
+export async function startPod(
+  name: string,
+  redisEnv: Record<string, string>,
+  options: { meshPort?: number; advertisePort?: number } = {},
+): Promise<Pod> {
+  const meshPort = options.meshPort ?? (await freePort());
+  const relay = await RelayProcess.start({
+    exposedAddress: PUBLIC_URL,
+    env: {
+      ...redisEnv,
+      NB_CLUSTER_SECRET: CLUSTER_SECRET,
+      NB_MESH_LISTEN_ADDRESS: `127.0.0.1:${meshPort}`,
+      NB_MESH_ADVERTISE_ADDRESS: `127.0.0.1:${options.advertisePort ?? meshPort}`,
+      NB_POD_NAME: name,
+      NB_LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
+    },
+  });
+  return { name, meshPort, process: relay };
+}
+
+export async function connectPeer(pod: Pod, identifier: string): Promise<RelayTestClient> {
+  return await RelayTestClient.connect(`rel://127.0.0.1:${pod.process.port}`, {
+    identifier,
+    secret: TEST_SECRET,
+  });
+}
+
+/** The next message must be a peer-state notice of `type` naming `peer`. */
+export async function expectPeerState(
+  client: RelayTestClient,
+  type: typeof MessageType.PeersOnline | typeof MessageType.PeersWentOffline,
+  peer: RelayTestClient,
+  timeoutMs = 5_000,
+): Promise<void> {
+  const described = describeMessage(await client.next(timeoutMs));
+  const printable = (peers: string[]): string[] => peers.map((id) => formatPeerKey(id as PeerKey));
+  expect({ type: described.type, peers: printable(described.peers) }).toEqual({
+    type,
+    peers: printable([peer.peerKey]),
+  });
+}
+
+/** The next message must be transport from `sender` carrying `payload`. */
+export async function expectTransport(
+  client: RelayTestClient,
+  sender: RelayTestClient,
+  payload: string,
+  timeoutMs = 5_000,
+): Promise<void> {
+  const message = await client.next(timeoutMs);
+  expect(message[1]).toBe(MessageType.Transport);
+  expect(message.subarray(2, 38).equals(sender.peerId)).toBe(true);
+  expect(message.subarray(38).toString()).toBe(payload);
+}
+
+/** Subscribes `subscriber` to `peer` and waits for the immediate (or first) online answer. */
+export async function awaitOnline(subscriber: RelayTestClient, peer: RelayTestClient): Promise<void> {
+  subscriber.subscribe([peer.peerId]);
+  await expectPeerState(subscriber, MessageType.PeersOnline, peer);
+}
+
+/**
+ * Like awaitOnline, and leaves the one-shot online interest armed for the peer's
+ * next session. If the subscriber's pod had not heard of the peer yet, the first
+ * answer came from the online event, which consumes the interest (PROTOCOL.md):
+ * a second subscribe is then answered at once and keeps it.
+ */
+export async function watchPeer(subscriber: RelayTestClient, peer: RelayTestClient): Promise<void> {
+  await awaitOnline(subscriber, peer);
+  await awaitOnline(subscriber, peer);
+}
+
+/**
+ * A TCP forwarder in front of a pod's mesh port (the address other pods dial),
+ * so a test can cut the pod's mesh links as a network failure would.
+ */
+export class MeshCutter {
+  readonly #server: Server;
+  readonly #sockets = new Set<Socket>();
+  #port = 0;
+  #open = true;
+
+  private constructor(targetPort: number) {
+    this.#server = createServer((inbound) => {
+      if (!this.#open) {
+        inbound.destroy();
+        return;
+      }
+      const outbound = createConnection({ host: '127.0.0.1', port: targetPort });
+      for (const socket of [inbound, outbound]) {
+        this.#sockets.add(socket);
+        socket.once('close', () => this.#sockets.delete(socket));
+        socket.on('error', () => {});
+      }
+      inbound.pipe(outbound).pipe(inbound);
+      inbound.once('close', () => outbound.destroy());
+      outbound.once('close', () => inbound.destroy());
+    });
+  }
+
+  static async start(targetPort: number): Promise<MeshCutter> {
+    const cutter = new MeshCutter(targetPort);
+    cutter.#port = await freePort();
+    await new Promise<void>((resolve) => cutter.#server.listen(cutter.#port, '127.0.0.1', resolve));
+    return cutter;
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  /** Drops every connection and refuses new ones until restore(). */
+  cut(): void {
+    this.#open = false;
+    for (const socket of this.#sockets) socket.destroy();
+  }
+
+  restore(): void {
+    this.#open = true;
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+}

@@ -1,0 +1,109 @@
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import type { RedisOptions } from '../../src/config/cluster-options.js';
+import { peerIdFromIdentifier, peerKeyFromBytes, type PeerKey } from '../../src/protocol/peer-id.js';
+import type { PeerEvent, PeerRegistry } from '../../src/registry/peer-registry.js';
+import { createRedisConnections } from '../../src/registry/redis-clients.js';
+import { RedisKeys } from '../../src/registry/redis-keys.js';
+import { RedisRegistryMetrics } from '../../src/registry/redis-registry-metrics.js';
+import { RedisRegistry } from '../../src/registry/redis-registry.js';
+
+/** Shared helpers of the cluster tests (registry and mesh level). */
+
+export const silentLogger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+
+export function peer(name: string): PeerKey {
+  return peerKeyFromBytes(peerIdFromIdentifier(name));
+}
+
+export function redisOptions(url: string, keyPrefix = 'nbtest'): RedisOptions {
+  return { url, keyPrefix };
+}
+
+export async function startRegistry(
+  options: RedisOptions,
+  instanceId: string,
+): Promise<{ registry: RedisRegistry; metrics: Registry; events: EventLog }> {
+  const metrics = new Registry();
+  const registry = new RedisRegistry({
+    connections: createRedisConnections(options, `test-${instanceId}`),
+    keys: new RedisKeys(options.keyPrefix),
+    instanceId,
+    logger: silentLogger,
+    metrics: new RedisRegistryMetrics(metrics),
+    restoreGraceMs: 100,
+  });
+  const events = new EventLog(registry);
+  await registry.start(10_000);
+  return { registry, metrics, events };
+}
+
+/** Records a registry's events and lets a test await the next ones. */
+export class EventLog {
+  readonly all: PeerEvent[] = [];
+  #waiters: (() => void)[] = [];
+
+  constructor(registry: PeerRegistry) {
+    registry.onEvent((event) => {
+      this.all.push(event);
+      for (const wake of this.#waiters.splice(0)) wake();
+    });
+  }
+
+  clear(): void {
+    this.all.length = 0;
+  }
+
+  /** Waits until `predicate` holds for the log; returns the matching events. */
+  async waitFor(predicate: (events: PeerEvent[]) => boolean, timeoutMs = 5_000): Promise<PeerEvent[]> {
+    const deadline = Date.now() + timeoutMs;
+    while (!predicate(this.all)) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`events not seen in time; got ${JSON.stringify(this.summary())}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(left, 100));
+        this.#waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    return this.all;
+  }
+
+  /** Events as "kind:instance" strings for one peer. */
+  of(peerKey: PeerKey): string[] {
+    return this.all
+      .filter((event) => event.peer === peerKey)
+      .map((event) => `${event.kind}:${event.instance}`);
+  }
+
+  summary(): string[] {
+    return this.all.map((event) => `${event.kind}:${event.instance}:${event.token}`);
+  }
+}
+
+export async function metricValue(
+  metrics: Registry,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
+  const metric = (await metrics.getMetricsAsJSON()).find((entry) => entry.name === name);
+  const values = (metric?.values ?? []) as { value: number; labels: Record<string, string | number> }[];
+  return values
+    .filter((value) => Object.entries(labels).every(([key, wanted]) => String(value.labels[key]) === wanted))
+    .reduce((sum, value) => sum + value.value, 0);
+}
+
+export async function eventually<T>(
+  check: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 5_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

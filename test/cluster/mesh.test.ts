@@ -1,0 +1,269 @@
+import { createConnection } from 'node:net';
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { ClusterMetrics } from '../../src/cluster/cluster-metrics.js';
+import { MESH_HEADER, MESH_PATH, dialHeaders } from '../../src/cluster/mesh-auth.js';
+import { writeTransportRecord, transportRecordSize } from '../../src/cluster/mesh-frame.js';
+import { MeshNetwork } from '../../src/cluster/mesh-network.js';
+import { MeshServer } from '../../src/cluster/mesh-server.js';
+import type { MemberInfo } from '../../src/cluster/membership.js';
+import { peerKeyToBytes, type PeerKey } from '../../src/protocol/peer-id.js';
+import { eventually, metricValue, peer, silentLogger } from './cluster-test-kit.js';
+
+const SECRET = 'mesh-test-secret';
+
+interface MeshNode {
+  id: string;
+  port: number;
+  mesh: MeshNetwork;
+  server: MeshServer;
+  metrics: Registry;
+  local: Set<PeerKey>;
+  received: { peer: PeerKey; payload: string }[];
+  notHere: PeerKey[];
+  unknownInstanceRequests: number;
+}
+
+const nodes: MeshNode[] = [];
+
+afterEach(async () => {
+  for (const node of nodes.splice(0)) {
+    node.mesh.close();
+    await node.server.close();
+  }
+});
+
+async function meshNode(id: string, secret = SECRET): Promise<MeshNode> {
+  const metrics = new Registry();
+  const clusterMetrics = new ClusterMetrics(metrics);
+  const local = new Set<PeerKey>();
+  const received: MeshNode['received'] = [];
+  const notHere: PeerKey[] = [];
+  const node = { unknownInstanceRequests: 0 } as MeshNode;
+  const mesh = new MeshNetwork({
+    localInstance: id,
+    secret,
+    deliverLocal: (p, message) => {
+      if (!local.has(p)) return false;
+      received.push({ peer: p, payload: message.subarray(38).toString() });
+      return true;
+    },
+    onNotHere: (p) => notHere.push(p),
+    metrics: clusterMetrics,
+    logger: silentLogger,
+    limits: { backoffBaseMs: 20, backoffMaxMs: 200, keepaliveIntervalMs: 300 },
+    onUnknownInstance: () => node.unknownInstanceRequests++,
+  });
+  const server = new MeshServer({
+    listen: { host: '127.0.0.1', port: 0 },
+    secret,
+    instanceId: id,
+    maxPayload: 256 * 1024,
+    handshakeTimeoutMs: 300,
+    metrics: clusterMetrics,
+    logger: silentLogger,
+    accept: (socket, from) => mesh.accept(socket, from),
+  });
+  const port = await server.start();
+  Object.assign(node, { id, port, mesh, server, metrics, local, received, notHere });
+  nodes.push(node);
+  return node;
+}
+
+function introduce(...all: MeshNode[]): void {
+  const members = new Map<string, MemberInfo>(
+    all.map((node) => [
+      node.id,
+      { instance: node.id, meshAddress: `127.0.0.1:${node.port}`, podName: node.id },
+    ]),
+  );
+  for (const node of all) node.mesh.updateMembers(members);
+}
+
+/** A relay transport message as the relay hands it over: [1][3][sender ID][payload]. */
+function transport(sender: PeerKey, payload: string): Buffer {
+  return Buffer.concat([Buffer.from([1, 3]), peerKeyToBytes(sender), Buffer.from(payload)]);
+}
+
+async function linked(a: MeshNode, b: MeshNode): Promise<void> {
+  await eventually(() => a.mesh.link(b.id)?.isUp && b.mesh.link(a.id)?.isUp);
+}
+
+/** Opens a raw mesh connection with chosen headers; resolves with how it ended. */
+function rawDial(
+  port: number,
+  headers: Record<string, string>,
+): Promise<{ status?: number; socket?: WebSocket }> {
+  return new Promise((resolve) => {
+    const socket = new WebSocket(`ws://127.0.0.1:${port}${MESH_PATH}`, { headers });
+    socket.once('unexpected-response', (_request, response) => {
+      resolve({ status: response.statusCode });
+      socket.terminate();
+    });
+    socket.once('open', () => resolve({ socket }));
+    socket.once('error', () => resolve({}));
+  });
+}
+
+describe('mesh', () => {
+  it('forwards both ways over one link, in order and batched', async () => {
+    const a = await meshNode('a-instance');
+    const b = await meshNode('b-instance');
+    introduce(a, b);
+    await linked(a, b);
+    const pa = peer('on-a');
+    const pb = peer('on-b');
+    a.local.add(pa);
+    b.local.add(pb);
+    for (let i = 0; i < 2_000; i++) expect(a.mesh.forward(b.id, pb, transport(pa, `a${i}`))).toBe(true);
+    for (let i = 0; i < 10; i++) b.mesh.forward(a.id, pa, transport(pb, `b${i}`));
+    await eventually(() => b.received.length === 2_000 && a.received.length === 10);
+    expect(b.received.map((r) => r.payload)).toEqual(Array.from({ length: 2_000 }, (_, i) => `a${i}`));
+    expect(a.received.map((r) => r.payload)).toEqual(Array.from({ length: 10 }, (_, i) => `b${i}`));
+    expect(await metricValue(a.metrics, 'relay_mesh_forwarded_messages_total', { direction: 'out' })).toBe(
+      2_000,
+    );
+    // Write batching: far fewer frames than messages.
+    expect(await metricValue(a.metrics, 'relay_mesh_frames_total', { direction: 'out' })).toBeLessThan(100);
+    expect(await metricValue(a.metrics, 'relay_mesh_links_up')).toBe(1);
+  });
+
+  it('answers "not here" for a peer that is not on the receiving instance', async () => {
+    const a = await meshNode('a-instance');
+    const b = await meshNode('b-instance');
+    introduce(a, b);
+    await linked(a, b);
+    const missing = peer('moved-away');
+    b.mesh.forward(a.id, missing, transport(peer('sender'), 'x'));
+    await eventually(() => b.notHere.length === 1);
+    expect(b.notHere).toEqual([missing]);
+    expect(await metricValue(a.metrics, 'relay_mesh_not_here_total', { direction: 'sent' })).toBe(1);
+  });
+
+  it('queues for an instance the member list does not know yet, and asks for the list', async () => {
+    const a = await meshNode('a-instance');
+    const b = await meshNode('b-instance');
+    const pb = peer('on-b');
+    b.local.add(pb);
+    a.mesh.forward(b.id, pb, transport(peer('s'), 'early'));
+    expect(a.unknownInstanceRequests).toBe(1);
+    introduce(a, b);
+    await eventually(() => b.received.length === 1);
+    expect(a.mesh.forward(a.id, pb, transport(peer('s'), 'self'))).toBe(false);
+    expect(
+      await metricValue(a.metrics, 'relay_mesh_forward_drops_total', { reason: 'unknown_instance' }),
+    ).toBe(1);
+  });
+
+  it('refuses a wrong secret, a stale timestamp, a replayed nonce, another instance and plain HTTP', async () => {
+    const b = await meshNode('b-instance');
+    const wrong = dialHeaders('not-the-secret', 'a-instance', b.id).headers;
+    expect((await rawDial(b.port, wrong)).status).toBe(401);
+    const stale = dialHeaders(SECRET, 'a-instance', b.id, Date.now() - 60_000).headers;
+    expect((await rawDial(b.port, stale)).status).toBe(401);
+    const other = dialHeaders(SECRET, 'a-instance', 'c-instance').headers;
+    expect((await rawDial(b.port, other)).status).toBe(401);
+    const once = dialHeaders(SECRET, 'a-instance', b.id).headers;
+    const first = await rawDial(b.port, once);
+    expect(first.socket).toBeDefined();
+    first.socket?.terminate();
+    expect((await rawDial(b.port, once)).status).toBe(401);
+    expect((await rawDial(b.port, {})).status).toBe(401);
+    const plain = await fetch(`http://127.0.0.1:${b.port}/`);
+    expect(plain.status).toBe(404);
+    const failures = async (reason: string): Promise<number> =>
+      await metricValue(b.metrics, 'relay_mesh_auth_failures_total', { reason });
+    expect(await failures('bad_proof')).toBe(1);
+    expect(await failures('stale_timestamp')).toBe(1);
+    expect(await failures('wrong_instance')).toBe(1);
+    expect(await failures('replayed_nonce')).toBe(1);
+    expect(await failures('missing_header')).toBe(1);
+  });
+
+  it('drops a connection that does not finish its handshake in time', async () => {
+    const b = await meshNode('b-instance');
+    const started = Date.now();
+    const socket = createConnection({ host: '127.0.0.1', port: b.port });
+    socket.write('GET /mesh HTTP/1.1\r\nHost: x\r\n');
+    await new Promise((resolve) => socket.once('close', resolve));
+    expect(Date.now() - started).toBeLessThan(3_000);
+  });
+
+  it('closes an authenticated link on malformed frames and delivers nothing from them', async () => {
+    const b = await meshNode('b-instance');
+    const p = peer('target');
+    b.local.add(p);
+    const send = async (frame: Buffer | string): Promise<number> => {
+      const { socket } = await rawDial(b.port, dialHeaders(SECRET, 'a-instance', b.id).headers);
+      const closed = new Promise<number>((resolve) => socket!.once('close', (code) => resolve(code)));
+      socket!.send(frame);
+      return await closed;
+    };
+    expect(await send('text is not allowed')).toBe(1008);
+    expect(await send(Buffer.from([9, 0, 1, 0]))).toBe(1008);
+    // A valid record followed by a truncated one: the whole frame is refused.
+    const message = transport(peer('sender'), 'hello');
+    const frame = Buffer.alloc(transportRecordSize(message) + 2);
+    writeTransportRecord(frame, 0, p, message);
+    frame[transportRecordSize(message)] = 1;
+    expect(await send(frame)).toBe(1008);
+    // A relay message that is not a transport message.
+    const notTransport = Buffer.alloc(transportRecordSize(message));
+    writeTransportRecord(notTransport, 0, p, message);
+    notTransport[3 + 36 + 1] = 5;
+    expect(await send(notTransport)).toBe(1008);
+    expect(b.received).toEqual([]);
+    expect(await metricValue(b.metrics, 'relay_mesh_protocol_errors_total')).toBe(4);
+  });
+
+  it('heals a cut link and delivers what was queued meanwhile', async () => {
+    const a = await meshNode('a-instance');
+    const b = await meshNode('b-instance');
+    introduce(a, b);
+    await linked(a, b);
+    const pb = peer('on-b');
+    b.local.add(pb);
+    a.mesh.forward(b.id, pb, transport(peer('s'), 'before'));
+    await eventually(() => b.received.length === 1);
+    a.mesh.link(b.id)!.cut();
+    await eventually(() => !a.mesh.link(b.id)!.isUp);
+    a.mesh.forward(b.id, pb, transport(peer('s'), 'during'));
+    await linked(a, b);
+    a.mesh.forward(b.id, pb, transport(peer('s'), 'after'));
+    await eventually(() => b.received.length === 3);
+    expect(b.received.map((r) => r.payload)).toEqual(['before', 'during', 'after']);
+    expect(await metricValue(a.metrics, 'relay_mesh_link_connects_total', { direction: 'dialled' })).toBe(2);
+  });
+
+  it('lets the higher id dial when it has traffic and the lower id does not know it yet', async () => {
+    const a = await meshNode('a-instance');
+    const b = await meshNode('b-instance');
+    // b learns of a while a does not know b yet.
+    b.mesh.updateMembers(
+      new Map([[a.id, { instance: a.id, meshAddress: `127.0.0.1:${a.port}`, podName: a.id }]]),
+    );
+    const pa = peer('on-a');
+    a.local.add(pa);
+    b.mesh.forward(a.id, pa, transport(peer('s'), 'early'));
+    await eventually(() => a.received.length === 1);
+    // When a learns of b the working link stays the only one.
+    introduce(a, b);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(a.mesh.link(b.id)?.isUp).toBe(true);
+    expect(b.mesh.link(a.id)?.isUp).toBe(true);
+    expect(await metricValue(a.metrics, 'relay_mesh_link_connects_total')).toBe(1);
+    expect(await metricValue(b.metrics, 'relay_mesh_link_connects_total')).toBe(1);
+    b.mesh.forward(a.id, pa, transport(peer('s'), 'later'));
+    await eventually(() => a.received.length === 2);
+  });
+
+  it('refuses to link with an instance that has another secret', async () => {
+    const a = await meshNode('a-instance');
+    const b = await meshNode('b-instance', 'different-secret');
+    introduce(a, b);
+    await eventually(async () => (await metricValue(b.metrics, 'relay_mesh_auth_failures_total')) >= 1);
+    expect(a.mesh.link(b.id)?.isUp).toBe(false);
+    expect(MESH_HEADER.proof).toBe('x-nbmesh-proof');
+  });
+});
