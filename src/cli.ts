@@ -5,6 +5,7 @@ import { ConfigError, parseDurationMs } from './config/parse-values.js';
 import { helpText, loadConfig } from './config/relay-config.js';
 import { createLogger } from './observability/logger.js';
 import { startRelay } from './main.js';
+import { runProbeCommand } from './probe/probe-command.js';
 
 const PROGRAM = 'nb-cluster-relay';
 
@@ -62,6 +63,7 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (first === 'token') return tokenCommand(rest);
+  if (first === 'probe') return runProbeCommand(rest);
   await runRelay(argv);
 }
 

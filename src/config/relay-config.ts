@@ -222,6 +222,7 @@ export function helpText(): string {
   const lines = [
     'Usage: nb-cluster-relay [flags]',
     '       nb-cluster-relay token --secret S [--ttl 24h]',
+    '       nb-cluster-relay probe --url rel://host:port [--url …] --secret S [--metrics-port 9091]',
     '',
   ];
   const groups = {

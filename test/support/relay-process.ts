@@ -37,7 +37,24 @@ export class RelayProcess {
     }));
   }
 
+  /**
+   * Starts a relay on free ports. A port found free can be taken by someone
+   * else before the child binds it (a busy machine); then it retries on new ports.
+   */
   static async start(options: RelayProcessOptions = {}): Promise<RelayProcess> {
+    for (let attempt = 1; ; attempt++) {
+      const relay = await RelayProcess.#spawn(options);
+      try {
+        await relay.waitReady();
+        return relay;
+      } catch (err) {
+        await relay.stop();
+        if (attempt >= 5 || !relay.output.includes('EADDRINUSE')) throw err;
+      }
+    }
+  }
+
+  static async #spawn(options: RelayProcessOptions): Promise<RelayProcess> {
     const [port, healthPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
     const child = spawn(process.execPath, [CLI_PATH], {
       env: {
@@ -52,9 +69,7 @@ export class RelayProcess {
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const relay = new RelayProcess(child, port, healthPort, metricsPort);
-    await relay.waitReady();
-    return relay;
+    return new RelayProcess(child, port, healthPort, metricsPort);
   }
 
   async readiness(): Promise<number> {
