@@ -2,7 +2,6 @@
 // managed child processes (relays, redis, the Go interop driver).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readdirSync, statSync, type WriteStream } from 'node:fs';
-import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -72,27 +71,7 @@ export async function buildGoBinaries(timeoutMs: number): Promise<{ built: boole
   return { built: true, ms: Date.now() - start };
 }
 
-/** Distinct free TCP ports on 127.0.0.1 (held open together, then released). */
-export async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: count },
-      () =>
-        new Promise<ReturnType<typeof createServer>>((res, rej) => {
-          const s = createServer();
-          s.once('error', rej);
-          s.listen(0, '127.0.0.1', () => res(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => {
-    const addr = s.address();
-    if (addr === null || typeof addr === 'string') throw new Error('no port');
-    return addr.port;
-  });
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
+export { freePorts } from '../support/free-port.js';
 
 /** The environment without NB_* settings (so none leak into a relay or client). */
 export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
