@@ -1,8 +1,5 @@
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   RelayClient,
@@ -11,6 +8,7 @@ import {
 } from '../../src/client/relay-client.js';
 import { generateToken } from '../../src/auth/hmac-token.js';
 import { startInProcessRelay, TEST_SECRET, type InProcessRelay } from '../support/in-process-relay.js';
+import { createSelfSignedCert, type SelfSignedCert } from '../support/self-signed-cert.js';
 import { nextPayload } from './support/peer-connection-helpers.js';
 
 /** Client details against our standalone relay in this process. */
@@ -149,41 +147,20 @@ describe('sending', () => {
 });
 
 describe('rels:// (TLS)', () => {
-  let dir: string;
+  let cert: SelfSignedCert;
   let tlsRelay: InProcessRelay;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'nbr-client-tls-'));
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-      ],
-      { stdio: 'ignore' },
-    );
+    cert = createSelfSignedCert();
     tlsRelay = await startInProcessRelay({
-      NB_TLS_CERT_FILE: join(dir, 'cert.pem'),
-      NB_TLS_KEY_FILE: join(dir, 'key.pem'),
+      NB_TLS_CERT_FILE: cert.certFile,
+      NB_TLS_KEY_FILE: cert.keyFile,
       NB_EXPOSED_ADDRESS: 'rels://relay.test:443',
     });
   });
   afterAll(async () => {
     await tlsRelay.stop();
-    rmSync(dir, { recursive: true, force: true });
+    cert.remove();
   });
 
   it('connects with the CA given and refuses an unknown certificate', async () => {
@@ -192,7 +169,7 @@ describe('rels:// (TLS)', () => {
       url,
       peer: 'tls-peer',
       auth: { secret: TEST_SECRET },
-      tls: { ca: readFileSync(join(dir, 'cert.pem')) },
+      tls: { ca: readFileSync(cert.certFile) },
     });
     clients.push(client);
     await client.connect();

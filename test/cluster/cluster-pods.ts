@@ -1,4 +1,3 @@
-import { createServer, createConnection, type Server, type Socket } from 'node:net';
 import { expect } from 'vitest';
 import { MessageType } from '../../src/protocol/constants.js';
 import { formatPeerKey, type PeerKey } from '../../src/protocol/peer-id.js';
@@ -91,57 +90,5 @@ export async function watchPeer(subscriber: RelayTestClient, peer: RelayTestClie
   await awaitOnline(subscriber, peer);
 }
 
-/**
- * A TCP forwarder in front of a pod's mesh port (the address other pods dial),
- * so a test can cut the pod's mesh links as a network failure would.
- */
-export class MeshCutter {
-  readonly #server: Server;
-  readonly #sockets = new Set<Socket>();
-  #port = 0;
-  #open = true;
-
-  private constructor(targetPort: number) {
-    this.#server = createServer((inbound) => {
-      if (!this.#open) {
-        inbound.destroy();
-        return;
-      }
-      const outbound = createConnection({ host: '127.0.0.1', port: targetPort });
-      for (const socket of [inbound, outbound]) {
-        this.#sockets.add(socket);
-        socket.once('close', () => this.#sockets.delete(socket));
-        socket.on('error', () => {});
-      }
-      inbound.pipe(outbound).pipe(inbound);
-      inbound.once('close', () => outbound.destroy());
-      outbound.once('close', () => inbound.destroy());
-    });
-  }
-
-  static async start(targetPort: number): Promise<MeshCutter> {
-    const cutter = new MeshCutter(targetPort);
-    cutter.#port = await freePort();
-    await new Promise<void>((resolve) => cutter.#server.listen(cutter.#port, '127.0.0.1', resolve));
-    return cutter;
-  }
-
-  get port(): number {
-    return this.#port;
-  }
-
-  /** Drops every connection and refuses new ones until restore(). */
-  cut(): void {
-    this.#open = false;
-    for (const socket of this.#sockets) socket.destroy();
-  }
-
-  restore(): void {
-    this.#open = true;
-  }
-
-  async close(): Promise<void> {
-    this.cut();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
-  }
-}
+/** A TCP forwarder in front of a pod's mesh port, so a test can cut its links as a network failure would. */
+export { TcpForwarder as MeshCutter } from '../support/tcp-forwarder.js';

@@ -1,44 +1,22 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RelayTestClient } from '../support/relay-test-client.js';
 import { startInProcessRelay, TEST_SECRET, type InProcessRelay } from '../support/in-process-relay.js';
+import { createSelfSignedCert, type SelfSignedCert } from '../support/self-signed-cert.js';
 
-let dir: string;
+let cert: SelfSignedCert;
 let relay: InProcessRelay;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'nbr-tls-'));
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-keyout',
-      join(dir, 'key.pem'),
-      '-out',
-      join(dir, 'cert.pem'),
-    ],
-    { stdio: 'ignore' },
-  );
+  cert = createSelfSignedCert();
   relay = await startInProcessRelay({
-    NB_TLS_CERT_FILE: join(dir, 'cert.pem'),
-    NB_TLS_KEY_FILE: join(dir, 'key.pem'),
+    NB_TLS_CERT_FILE: cert.certFile,
+    NB_TLS_KEY_FILE: cert.keyFile,
     NB_EXPOSED_ADDRESS: 'rels://relay.test:443',
   });
 });
 afterAll(async () => {
   await relay.stop();
-  rmSync(dir, { recursive: true, force: true });
+  cert.remove();
 });
 
 describe('TLS listener', () => {
