@@ -63,10 +63,10 @@ export class Reaper {
         cursor = next;
         const results = await Promise.all(
           peers.map((printed) =>
-            scripts.reapSession.run(
+            scripts.compareAndDelete.run(
               this.#redis,
               [this.#keys.route(printed)],
-              [instance, printed, epoch, this.#keys.events],
+              ['instance', instance, printed, epoch, this.#keys.events],
             ),
           ),
         );

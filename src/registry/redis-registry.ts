@@ -593,10 +593,10 @@ export class RedisRegistry implements PeerRegistry {
   async #compareAndDelete(peer: PeerKey, token: number): Promise<boolean> {
     const epoch = this.#epoch ?? '';
     const printed = printedPeer(peer);
-    const removed = await scripts.unregister.run(
+    const removed = await scripts.compareAndDelete.run(
       this.#connections.command,
       [this.#keys.route(printed)],
-      [String(token), printed, epoch, this.#keys.events],
+      ['token', String(token), printed, epoch, this.#keys.events],
     );
     if (removed !== 1) {
       this.#metrics.staleCleanupsIgnored.inc();

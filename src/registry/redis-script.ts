@@ -40,8 +40,7 @@ export class RedisScript {
 export const scripts = {
   register: new RedisScript('register', 2),
   restore: new RedisScript('restore', 2),
-  unregister: new RedisScript('unregister', 1),
-  reapSession: new RedisScript('reap-session', 1),
+  compareAndDelete: new RedisScript('compare-and-delete', 1),
   epoch: new RedisScript('epoch', 1),
   heartbeat: new RedisScript('heartbeat', 4),
   expiredMembers: new RedisScript('expired-members', 1),

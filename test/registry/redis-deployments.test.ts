@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { RedisOptions } from '../../src/config/cluster-options.js';
 import type { PeerEvent } from '../../src/registry/peer-registry.js';
@@ -81,8 +82,12 @@ describe('Redis deployments', () => {
     const before = peer('before-failover');
     const registration = await a.registry.register(before);
     await b.events.waitFor(() => b.events.of(before).length === 1);
-    // Let the replica catch up before the primary dies.
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // The replica must hold that registration before the primary dies: WAIT returns once it has
+    // acknowledged our write, and replication keeps the registry's earlier writes before ours.
+    const sync = new Redis({ host: '127.0.0.1', port: setup.primary.port });
+    await sync.set('nbsentinel:replication-check', '1');
+    expect(await sync.wait(1, 5_000)).toBe(1);
+    sync.disconnect();
     const oldPrimary = setup.primary.port;
     const started = Date.now();
     await setup.primary.kill();
