@@ -1,0 +1,3 @@
+module nb-cluster-relay/bench/loadgen
+
+go 1.22
