@@ -9,7 +9,13 @@ import {
   readMessageType,
 } from '../protocol/codec.js';
 import type { ProtocolViolation } from '../protocol/codec.js';
-import { MAX_MESSAGE_SIZE, MessageType, TRANSPORT_HEADER_SIZE } from '../protocol/constants.js';
+import {
+  HEADER_SIZE,
+  MAX_MESSAGE_SIZE,
+  MessageType,
+  PEER_ID_SIZE,
+  TRANSPORT_HEADER_SIZE,
+} from '../protocol/constants.js';
 import { formatPeerKey, peerKeyFromBytes, type PeerKey } from '../protocol/peer-id.js';
 import type { Logger } from '../observability/logger.js';
 import type { HandshakeFailure, RelayMetrics, SessionCloseReason } from '../observability/relay-metrics.js';
@@ -70,6 +76,9 @@ export class PeerSession {
   #timer: NodeJS.Timeout | undefined;
   #awaitingHealthAnswer = false;
   #healthCheckSentAt = 0;
+  // A peer usually talks to few others: remember the last destination so its Map key is not rebuilt per packet.
+  #lastDestinationId: Buffer | undefined;
+  #lastDestinationKey: PeerKey | undefined;
 
   constructor(ws: WebSocket, socket: Socket, remoteAddress: string, ctx: SessionContext) {
     this.#ws = ws;
@@ -106,6 +115,18 @@ export class PeerSession {
 
   get printableId(): string {
     return this.peerKey ? formatPeerKey(this.peerKey) : '-';
+  }
+
+  /** Destination of a transport message this peer sent (read before the ID is rewritten). */
+  destinationOf(message: Buffer): PeerKey {
+    const cached = this.#lastDestinationId;
+    if (cached && message.compare(cached, 0, PEER_ID_SIZE, HEADER_SIZE, TRANSPORT_HEADER_SIZE) === 0) {
+      return this.#lastDestinationKey as PeerKey;
+    }
+    const id = (this.#lastDestinationId ??= Buffer.allocUnsafe(PEER_ID_SIZE));
+    message.copy(id, 0, HEADER_SIZE, TRANSPORT_HEADER_SIZE);
+    this.#lastDestinationKey = peerKeyFromBytes(id);
+    return this.#lastDestinationKey;
   }
 
   /** Data from another peer; queued (never blocking the sender) until the socket can take it. */

@@ -1,6 +1,6 @@
 import { encodeAuthResponse, encodePeerLists, rewriteTransportPeer } from '../protocol/codec.js';
 import { MessageType } from '../protocol/constants.js';
-import { formatPeerKey, peerKeyAt, type PeerKey } from '../protocol/peer-id.js';
+import { formatPeerKey, type PeerKey } from '../protocol/peer-id.js';
 import type { Logger } from '../observability/logger.js';
 import type { RelayMetrics, SessionCloseReason } from '../observability/relay-metrics.js';
 import type { PeerEvent, PeerRegistry } from '../registry/peer-registry.js';
@@ -21,7 +21,6 @@ export interface RelayOptions {
 }
 
 const DEFAULT_MAX_SUBSCRIPTIONS = 65_536;
-const TRANSPORT_DESTINATION_OFFSET = 2;
 
 /**
  * The relay proper: the local session table, routing of transport messages,
@@ -105,7 +104,7 @@ export class Relay implements SessionHost {
   }
 
   transport(session: PeerSession, message: Buffer): void {
-    const destination = peerKeyAt(message, TRANSPORT_DESTINATION_OFFSET);
+    const destination = session.destinationOf(message);
     rewriteTransportPeer(message, session.peerId as Buffer);
     const local = this.#sessions.get(destination);
     if (local) {

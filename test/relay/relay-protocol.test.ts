@@ -53,6 +53,23 @@ describe('transport', () => {
     alice.close();
     bob.close();
   });
+
+  it("routes by each message's own destination when a sender alternates between peers", async () => {
+    const sender = await connect(uniqueName('sender'));
+    const first = await connect(uniqueName('first'));
+    const second = await connect(uniqueName('second'));
+    for (let i = 0; i < 6; i++)
+      sender.sendTransport(i % 2 === 0 ? first.peerId : second.peerId, Buffer.from(`m${i}`));
+    const atFirst = [await first.next(), await first.next(), await first.next()].map((m) =>
+      m.subarray(38).toString(),
+    );
+    const atSecond = [await second.next(), await second.next(), await second.next()].map((m) =>
+      m.subarray(38).toString(),
+    );
+    expect(atFirst).toEqual(['m0', 'm2', 'm4']);
+    expect(atSecond).toEqual(['m1', 'm3', 'm5']);
+    for (const c of [sender, first, second]) c.close();
+  });
 });
 
 describe('peer state', () => {
