@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, parseDurationMs, parsePort } from '../config/parse-values.js';
 import { createMetricsServer, startEndpoint } from '../observability/http-endpoints.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../observability/logger.js';
-import { startProbe } from './prober.js';
+import { startProbe, type RunningProbe } from './prober.js';
 
 export const PROBE_USAGE = `usage: nb-cluster-relay probe --url rel://relay:443 [--url rel://pod-1:443 …] --secret S
   --url URL              relay URL; repeat or comma-separate to pin the two probe clients to different pods
@@ -11,7 +11,9 @@ export const PROBE_USAGE = `usage: nb-cluster-relay probe --url rel://relay:443 
   --reconnect-interval 60s
                          how often one client reconnects to time the notice the other gets (0 = never)
   --metrics-port 9091    Prometheus metrics at :PORT/metrics
-  --log-level info       trace, debug, info, warn, error, fatal, silent`;
+  --log-level info       trace, debug, info, warn, error, fatal, silent
+  --once                 one round trip through the relay, then exit 0 (exit non-zero on failure; for helm test)
+  --timeout 30s          with --once: how long to wait for that round trip`;
 
 export interface ProbeCommandSettings {
   urls: string[];
@@ -20,6 +22,8 @@ export interface ProbeCommandSettings {
   reconnectIntervalMs: number;
   metricsPort: number;
   logLevel: LogLevel;
+  /** Set with --once: exit after the first round trip, failing after this long. */
+  onceTimeoutMs?: number;
 }
 
 /** Reads the probe's flags (and NB_AUTH_SECRET); throws ConfigError naming the bad flag. */
@@ -37,6 +41,8 @@ export function parseProbeArgs(args: string[], env: NodeJS.ProcessEnv = process.
         'reconnect-interval': { type: 'string', default: '60s' },
         'metrics-port': { type: 'string', default: '9091' },
         'log-level': { type: 'string', default: env.NB_LOG_LEVEL ?? 'info' },
+        once: { type: 'boolean', default: false },
+        timeout: { type: 'string', default: '30s' },
       },
     });
   } catch (err) {
@@ -67,6 +73,7 @@ export function parseProbeArgs(args: string[], env: NodeJS.ProcessEnv = process.
     reconnectIntervalMs: parseDurationMs('--reconnect-interval', values['reconnect-interval']),
     metricsPort: parsePort('--metrics-port', values['metrics-port']),
     logLevel: logLevel as LogLevel,
+    ...(values.once ? { onceTimeoutMs: parseDurationMs('--timeout', values.timeout) } : {}),
   };
 }
 
@@ -88,6 +95,7 @@ export async function runProbeCommand(args: string[]): Promise<void> {
     peerReconnectIntervalMs: settings.reconnectIntervalMs,
     logger,
   });
+  if (settings.onceTimeoutMs !== undefined) return checkOnce(probe, settings.onceTimeoutMs);
   const server = createMetricsServer(probe.registry);
   const address = await startEndpoint(server, { host: '', port: settings.metricsPort });
   logger.info({ urls: settings.urls, metricsPort: address.port }, 'relay probe running');
@@ -106,4 +114,22 @@ export async function runProbeCommand(args: string[]): Promise<void> {
     server.close(() => resolve());
     server.closeAllConnections();
   });
+}
+
+/** --once: succeeds on the first packet that made it through the relay and back. */
+async function checkOnce(probe: RunningProbe, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const rttSeconds = await new Promise<number>((resolve, reject) => {
+      probe.once('roundTrip', resolve);
+      timer = setTimeout(
+        () => reject(new Error(`probe: no round trip through the relay within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+    });
+    process.stdout.write(`probe: round trip through the relay in ${(rttSeconds * 1000).toFixed(1)} ms\n`);
+  } finally {
+    clearTimeout(timer);
+    await probe.stop();
+  }
 }

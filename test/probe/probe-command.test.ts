@@ -100,4 +100,27 @@ describe('probe command', () => {
     const [code] = (await exited) as [number | null];
     expect(code, output).toBe(0);
   }, 40_000);
+
+  it('--once exits 0 after one round trip, and non-zero when no relay answers', async () => {
+    const relay = await startInProcessRelay();
+    cleanups.push(() => relay.stop());
+    const runner = fileURLToPath(new URL('./support/run-probe-command.ts', import.meta.url));
+    const tsx = fileURLToPath(new URL('../../node_modules/.bin/tsx', import.meta.url));
+    const run = async (url: string): Promise<{ code: number | null; output: string }> => {
+      const child = spawn(tsx, [runner, '--url', url, '--once', '--timeout', '5s', '--log-level', 'silent'], {
+        env: { ...process.env, NB_AUTH_SECRET: TEST_SECRET },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      const [code] = (await once(child, 'exit')) as [number | null];
+      return { code, output };
+    };
+    const ok = await run(relay.url);
+    expect(ok.code, ok.output).toBe(0);
+    expect(ok.output).toMatch(/round trip through the relay in [\d.]+ ms/);
+    const nobody = await run(`rel://127.0.0.1:${await freePort()}`);
+    expect(nobody.code).not.toBe(0);
+  }, 60_000);
 });

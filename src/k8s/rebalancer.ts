@@ -1,0 +1,128 @@
+import type { Logger } from 'pino';
+import type { KubernetesMetrics } from './k8s-metrics.js';
+import { planRebalance, type RebalanceOptions, type RebalancePlan } from './rebalance-policy.js';
+
+export interface RebalancerTiming {
+  /** How often the leader looks at the spread of peers. */
+  intervalMs: number;
+  /** After a round that shed peers, wait this long (shed window + reconnects settling) before the next. */
+  cooldownMs: number;
+  /** Each overloaded pod spreads its closes over this window. */
+  shedWindowMs: number;
+}
+
+export const DEFAULT_REBALANCER_TIMING: RebalancerTiming = {
+  intervalMs: 30_000,
+  cooldownMs: 120_000,
+  shedWindowMs: 60_000,
+};
+
+export interface RebalancerOptions {
+  isLeader: () => boolean;
+  /** Peers per live instance, zeros included. */
+  getPeersByInstance: () => Promise<Map<string, number>>;
+  /** Asks an instance to close `count` peers spread over `windowMs`. */
+  requestShed: (instance: string, count: number, windowMs: number) => Promise<void>;
+  policy?: Partial<RebalanceOptions>;
+  timing?: Partial<RebalancerTiming>;
+  logger: Logger;
+  metrics: KubernetesMetrics;
+}
+
+/**
+ * The leader's rebalancing loop: every interval it plans a round with
+ * planRebalance and sends the shed requests. The rate is bounded by the
+ * policy's per-round caps and by the cooldown after every round that shed.
+ */
+export class Rebalancer {
+  private readonly options: RebalancerOptions;
+  private readonly timing: RebalancerTiming;
+  private readonly log: Logger;
+  private timer: NodeJS.Timeout | undefined;
+  private round: Promise<unknown> | undefined;
+  private closed = false;
+
+  constructor(options: RebalancerOptions) {
+    this.options = options;
+    this.timing = { ...DEFAULT_REBALANCER_TIMING, ...options.timing };
+    this.log = options.logger.child({ component: 'rebalancer' });
+  }
+
+  start(): void {
+    if (!this.timer && !this.closed) this.schedule(this.timing.intervalMs);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.round;
+  }
+
+  /** One round (only when leader); returns the plan, or undefined when not leader or on error. */
+  async runOnce(): Promise<RebalancePlan | undefined> {
+    if (!this.options.isLeader()) return undefined;
+    const { metrics } = this.options;
+    let plan: RebalancePlan;
+    try {
+      const peers = await this.options.getPeersByInstance();
+      plan = planRebalance(peers, this.options.policy);
+    } catch (err) {
+      metrics.rebalanceRounds.labels('error').inc();
+      this.log.warn(
+        { err: err instanceof Error ? err.message : String(err) },
+        'could not read peers per instance',
+      );
+      return undefined;
+    }
+    metrics.rebalanceImbalance.set(plan.imbalance);
+    if (plan.requests.length === 0) {
+      metrics.rebalanceRounds.labels('balanced').inc();
+      return plan;
+    }
+    this.log.info(
+      {
+        instances: plan.instances,
+        peers: plan.total,
+        mean: Math.round(plan.mean),
+        imbalance: Number(plan.imbalance.toFixed(2)),
+        shed: plan.requests.map((r) => ({ instance: r.instance, peers: r.peers, count: r.count })),
+        window_ms: this.timing.shedWindowMs,
+      },
+      'rebalancing: asking overloaded instances to shed peers',
+    );
+    let failed = false;
+    for (const request of plan.requests) {
+      if (this.closed || !this.options.isLeader()) break;
+      try {
+        await this.options.requestShed(request.instance, request.count, this.timing.shedWindowMs);
+        metrics.rebalanceShedPeers.inc(request.count);
+      } catch (err) {
+        failed = true;
+        this.log.warn(
+          {
+            err: err instanceof Error ? err.message : String(err),
+            instance: request.instance,
+            count: request.count,
+          },
+          'shed request failed',
+        );
+      }
+    }
+    metrics.rebalanceRounds.labels(failed ? 'error' : 'shed').inc();
+    return plan;
+  }
+
+  private schedule(delayMs: number): void {
+    this.timer = setTimeout(() => {
+      const round = this.runOnce();
+      this.round = round;
+      void round.then((plan) => {
+        this.round = undefined;
+        if (this.closed) return;
+        const shed = plan !== undefined && plan.requests.length > 0;
+        this.schedule(shed ? this.timing.cooldownMs : this.timing.intervalMs);
+      });
+    }, delayMs);
+  }
+}

@@ -1,0 +1,531 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request as httpsRequest } from 'node:https';
+import { CoreV1Api, DiscoveryV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { KubernetesMetrics } from '../../src/k8s/k8s-metrics.js';
+import { detectInCluster, inClusterKubeConfig } from '../../src/k8s/kube-config.js';
+import { startKubernetes, type KubernetesIntegration } from '../../src/k8s/kubernetes.js';
+import { LeaseElection, type LeaseTiming } from '../../src/k8s/lease-election.js';
+import type { Sibling } from '../../src/k8s/sibling-discovery.js';
+import { KubeApiServer } from './support/kube-api-server.js';
+import { KubeRest, type KubeManifest } from './support/kube-rest.js';
+import { ensureKubeTools, KUBE_TOOLS_TIMEOUT_MS } from './support/kube-tools.js';
+import { renderChart } from './support/render.js';
+
+/* eslint-disable @typescript-eslint/no-explicit-any -- raw API objects */
+
+/**
+ * src/k8s against a real kube-apiserver + etcd. The chart's own ServiceAccount,
+ * Role and RoleBinding are installed, and every client here authenticates with
+ * a service-account token issued by the server: the code runs with exactly the
+ * rights the chart grants.
+ */
+
+const NS = 'relay';
+const RELEASE = 'relay';
+const SERVICE = 'relay-nb-cluster-relay-mesh';
+const LEASE = 'relay-nb-cluster-relay-leader';
+const SELECTOR =
+  'app.kubernetes.io/name=nb-cluster-relay,app.kubernetes.io/instance=relay,app.kubernetes.io/component=relay';
+const FAST_LEASE: LeaseTiming = { leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 400 };
+const FAST_WATCH = {
+  watchTimeoutSeconds: 2,
+  watchdogGraceMs: 1_000,
+  listTimeoutMs: 1_500,
+  backoffInitialMs: 100,
+  backoffMaxMs: 500,
+  brokenAfterMs: 2_000,
+};
+
+const logger = pino({ level: process.env.K8S_TEST_LOG ?? 'silent' });
+let server: KubeApiServer;
+let rest: KubeRest;
+let sa: { kubeConfig: KubeConfig; tokenFile: string; rotate: (boundSecret?: string) => Promise<void> };
+const integrations: KubernetesIntegration[] = [];
+const elections: LeaseElection[] = [];
+
+beforeAll(async () => {
+  const tools = await ensureKubeTools();
+  server = await KubeApiServer.start(tools);
+  rest = new KubeRest(server);
+  await rest.ensureNamespace(NS);
+  const objects = await renderChart(tools, {
+    valuesFiles: ['minimal-values.yaml'],
+    namespace: NS,
+    release: RELEASE,
+  });
+  for (const object of objects) {
+    if (['ServiceAccount', 'Role', 'RoleBinding', 'Service'].includes(object.kind)) {
+      await rest.createOrFail(object, { real: true });
+    }
+  }
+  sa = await server.serviceAccountKubeConfig(NS, 'relay-nb-cluster-relay');
+}, KUBE_TOOLS_TIMEOUT_MS);
+
+afterEach(async () => {
+  await Promise.all(integrations.splice(0).map((i) => i.close()));
+  await Promise.all(elections.splice(0).map((e) => e.close({ release: false })));
+  await rest.request('DELETE', `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/${LEASE}`);
+});
+
+afterAll(async () => {
+  await server?.stop();
+});
+
+async function admin(method: string, path: string, body?: unknown): Promise<any> {
+  const res = await rest.request(method, path, body);
+  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
+type Conditions = { ready?: boolean; serving?: boolean; terminating?: boolean };
+function endpointSlice(
+  name: string,
+  service: string,
+  endpoints: Array<[string, string, Conditions?]>,
+): KubeManifest {
+  return {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: { name, namespace: NS, labels: { 'kubernetes.io/service-name': service } },
+    addressType: 'IPv4',
+    endpoints: endpoints.map(([pod, ip, conditions]) => ({
+      addresses: [ip],
+      conditions: conditions ?? { ready: true, serving: true, terminating: false },
+      targetRef: { kind: 'Pod', name: pod, namespace: NS },
+    })),
+    ports: [
+      { name: 'mesh', port: 7946, protocol: 'TCP' },
+      { name: 'metrics', port: 9090, protocol: 'TCP' },
+    ],
+  };
+}
+
+const slicesPath = `/apis/discovery.k8s.io/v1/namespaces/${NS}/endpointslices`;
+const podsPath = `/api/v1/namespaces/${NS}/pods`;
+
+function pod(name: string, labels: Record<string, string>, nodeName?: string): KubeManifest {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: NS, labels },
+    spec: {
+      serviceAccountName: 'relay-nb-cluster-relay',
+      automountServiceAccountToken: false,
+      ...(nodeName ? { nodeName } : {}),
+      containers: [{ name: 'relay', image: 'nb-cluster-relay:test' }],
+    },
+  } as KubeManifest;
+}
+const relayLabels = {
+  'app.kubernetes.io/name': 'nb-cluster-relay',
+  'app.kubernetes.io/instance': RELEASE,
+  'app.kubernetes.io/component': 'relay',
+};
+
+interface Recorder {
+  siblings: Sibling[][];
+  deleted: string[];
+  shed: Array<[string, number, number]>;
+  registry: Registry;
+}
+
+async function start(
+  podName: string,
+  extra: { peers?: () => Promise<Map<string, number>>; rebalance?: boolean } = {},
+): Promise<{ k8s: KubernetesIntegration; rec: Recorder }> {
+  const rec: Recorder = { siblings: [], deleted: [], shed: [], registry: new Registry() };
+  const k8s = await startKubernetes({
+    namespace: NS,
+    podName,
+    headlessService: SERVICE,
+    leaseName: LEASE,
+    podLabelSelector: SELECTOR,
+    kubeConfig: sa.kubeConfig,
+    logger,
+    metrics: rec.registry,
+    hooks: {
+      onSiblings: (s) => rec.siblings.push(s),
+      onPodDeleted: (name) => rec.deleted.push(name),
+      getPeersByInstance: extra.peers ?? (async () => new Map()),
+      requestShed: async (instance, count, windowMs) => {
+        rec.shed.push([instance, count, windowMs]);
+      },
+    },
+    rebalance: {
+      enabled: extra.rebalance ?? false,
+      policy: { minExcess: 1, maxShedFraction: 1 },
+      timing: { intervalMs: 300, cooldownMs: 60_000, shedWindowMs: 5_000 },
+    },
+    watchTiming: FAST_WATCH,
+    leaseTiming: FAST_LEASE,
+  });
+  integrations.push(k8s);
+  return { k8s, rec };
+}
+
+const latest = (rec: Recorder): string[] =>
+  (rec.siblings.at(-1) ?? []).map((s) => `${s.podName}=${s.address}${s.ready ? '' : '(not ready)'}`);
+
+async function metricValue(
+  registry: Registry,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
+  const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === name);
+  const value = (
+    metric?.values as Array<{ labels: Record<string, unknown>; value: number }> | undefined
+  )?.find((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val));
+  return value?.value ?? 0;
+}
+
+describe('sibling discovery (EndpointSlices of the headless Service)', () => {
+  it('follows slices being created, updated and deleted, merging all of them', async () => {
+    const { k8s, rec } = await start('relay-self');
+    await admin(
+      'POST',
+      slicesPath,
+      endpointSlice('mesh-a', SERVICE, [
+        ['relay-self', '10.1.0.9'],
+        ['relay-a', '10.1.0.1'],
+      ]),
+    );
+    await expect.poll(() => latest(rec)).toEqual(['relay-a=10.1.0.1:7946']);
+
+    // A second slice of the same Service, one of its pods not serving yet.
+    await admin(
+      'POST',
+      slicesPath,
+      endpointSlice('mesh-b', SERVICE, [
+        ['relay-b', '10.1.0.2', { ready: false, serving: false, terminating: false }],
+      ]),
+    );
+    // A slice of another Service is not ours.
+    await admin('POST', slicesPath, endpointSlice('other', 'something-else', [['other-pod', '10.9.9.9']]));
+    await expect
+      .poll(() => latest(rec))
+      .toEqual(['relay-a=10.1.0.1:7946', 'relay-b=10.1.0.2:7946(not ready)']);
+
+    // relay-a starts terminating (still serving its drain), relay-b becomes ready.
+    const a = await admin('GET', `${slicesPath}/mesh-a`);
+    a.endpoints[1].conditions = { ready: false, serving: true, terminating: true };
+    await admin('PUT', `${slicesPath}/mesh-a`, a);
+    const b = await admin('GET', `${slicesPath}/mesh-b`);
+    b.endpoints[0].conditions = { ready: true, serving: true, terminating: false };
+    await admin('PUT', `${slicesPath}/mesh-b`, b);
+    await expect
+      .poll(() => latest(rec))
+      .toEqual(['relay-a=10.1.0.1:7946(not ready)', 'relay-b=10.1.0.2:7946']);
+
+    await admin('DELETE', `${slicesPath}/mesh-a`);
+    await expect.poll(() => latest(rec)).toEqual(['relay-b=10.1.0.2:7946']);
+    expect(k8s.siblings().map((s) => s.podName)).toEqual(['relay-b']);
+    expect(await metricValue(rec.registry, 'relay_k8s_siblings', { state: 'ready' })).toBe(1);
+    expect(k8s.readiness()).toBeUndefined();
+    await admin('DELETE', `${slicesPath}/mesh-b`);
+    await admin('DELETE', `${slicesPath}/other`);
+    await expect.poll(() => latest(rec)).toEqual([]);
+  });
+});
+
+describe('pod deletion watch', () => {
+  it('reports a deleted relay pod at once, but not a terminating one or another app’s pod', async () => {
+    const { rec } = await start('relay-self');
+    await admin('POST', podsPath, pod('relay-gone', relayLabels));
+    await admin('POST', podsPath, pod('relay-draining', relayLabels, 'node-1'));
+    await admin('POST', podsPath, pod('not-a-relay', { app: 'other' }));
+
+    await admin('DELETE', `${podsPath}/not-a-relay`);
+    const started = Date.now();
+    await admin('DELETE', `${podsPath}/relay-gone`);
+    await expect.poll(() => rec.deleted, { timeout: 5_000, interval: 20 }).toEqual(['relay-gone']);
+    expect(Date.now() - started).toBeLessThan(3_000);
+
+    // Bound to a node: graceful deletion only marks it terminating (no kubelet here to finish).
+    const terminating = await admin('DELETE', `${podsPath}/relay-draining`, { gracePeriodSeconds: 30 });
+    expect(terminating.metadata.deletionTimestamp).toBeTruthy();
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(rec.deleted).toEqual(['relay-gone']);
+    await admin('DELETE', `${podsPath}/relay-draining`, { gracePeriodSeconds: 0 });
+    await expect.poll(() => rec.deleted).toEqual(['relay-gone', 'relay-draining']);
+    expect(await metricValue(rec.registry, 'relay_k8s_pod_deletions_total')).toBe(2);
+  });
+});
+
+describe('Lease leader election', () => {
+  function contender(
+    identity: string,
+    registry = new Registry(),
+    timing: LeaseTiming = FAST_LEASE,
+  ): LeaseElection {
+    const election = new LeaseElection({
+      kubeConfig: sa.kubeConfig,
+      namespace: NS,
+      leaseName: LEASE,
+      identity,
+      logger,
+      metrics: new KubernetesMetrics(registry),
+      timing,
+    });
+    elections.push(election);
+    election.start();
+    return election;
+  }
+  const readLease = async (): Promise<any> =>
+    admin('GET', `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/${LEASE}`);
+  const leaders = (all: LeaseElection[]): string[] => all.filter((e) => e.isLeader()).map((e) => e.identity);
+
+  it('elects exactly one leader and writes a client-go compatible Lease', async () => {
+    const all = [contender('pod-a_1'), contender('pod-b_1'), contender('pod-c_1')];
+    await expect.poll(() => leaders(all).length, { timeout: 10_000 }).toBe(1);
+    for (let i = 0; i < 10; i += 1) {
+      expect(leaders(all)).toHaveLength(1);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    const lease = await readLease();
+    expect(lease.spec.holderIdentity).toBe(leaders(all)[0]);
+    expect(lease.spec.leaseDurationSeconds).toBe(3);
+    expect(lease.spec.leaseTransitions).toBe(0);
+    // MicroTime: six fractional digits, as client-go writes and the API server requires.
+    expect(lease.spec.renewTime).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+    expect(lease.spec.acquireTime).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+    // The leader keeps renewing.
+    const before = lease.spec.renewTime as string;
+    await expect.poll(async () => (await readLease()).spec.renewTime, { timeout: 3_000 }).not.toBe(before);
+    expect(all.every((e) => e.leader() === lease.spec.holderIdentity)).toBe(true);
+  });
+
+  it('fails over when the leader stops renewing, only after the lease duration', async () => {
+    const a = contender('pod-a_2');
+    await expect.poll(() => a.isLeader(), { timeout: 10_000 }).toBe(true);
+    const b = contender('pod-b_2');
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(b.isLeader()).toBe(false);
+
+    const stopped = Date.now();
+    await a.close({ release: false }); // crashed: stops renewing, no release
+    await expect.poll(() => b.isLeader(), { timeout: 10_000, interval: 50 }).toBe(true);
+    const took = Date.now() - stopped;
+    expect(took).toBeGreaterThanOrEqual(FAST_LEASE.leaseDurationMs - 500);
+    expect(took).toBeLessThan(FAST_LEASE.leaseDurationMs + 4_000);
+    const lease = await readLease();
+    expect(lease.spec.holderIdentity).toBe('pod-b_2');
+    expect(lease.spec.leaseTransitions).toBe(1);
+  });
+
+  it('hands over at once when the leader releases the lease on shutdown', async () => {
+    // A long lease: waiting for expiry (~10 s) and a release hand-over (< 1 s) cannot be confused.
+    const slow: LeaseTiming = { leaseDurationMs: 10_000, renewDeadlineMs: 6_000, retryPeriodMs: 400 };
+    const a = contender('pod-a_3', new Registry(), slow);
+    await expect.poll(() => a.isLeader(), { timeout: 10_000 }).toBe(true);
+    const b = contender('pod-b_3', new Registry(), slow);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const released = Date.now();
+    await a.close();
+    expect((await readLease()).spec.holderIdentity).not.toBe('pod-a_3');
+    await expect.poll(() => b.isLeader(), { timeout: 5_000, interval: 20 }).toBe(true);
+    expect(Date.now() - released).toBeLessThan(4_000);
+  });
+
+  it('a leader that cannot renew (someone else wrote the lease) steps down within the renew deadline', async () => {
+    const registry = new Registry();
+    const a = contender('pod-a_4', registry);
+    await expect.poll(() => a.isLeader(), { timeout: 10_000 }).toBe(true);
+    // Another writer takes the lease (e.g. a partitioned leader came back): a's update now conflicts / sees a holder.
+    const lease = await readLease();
+    lease.spec.holderIdentity = 'intruder';
+    lease.spec.renewTime = new Date(Date.now() + 60_000).toISOString().replace('Z', '000Z');
+    lease.spec.leaseDurationSeconds = 60;
+    await admin('PUT', `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/${LEASE}`, lease);
+    const taken = Date.now();
+    await expect.poll(() => a.isLeader(), { timeout: 5_000, interval: 20 }).toBe(false);
+    expect(Date.now() - taken).toBeLessThan(FAST_LEASE.renewDeadlineMs + 2_000);
+    expect(a.leader()).toBe('intruder');
+    expect(await metricValue(registry, 'relay_k8s_leadership_changes_total', { event: 'lost' })).toBe(1);
+    expect(await metricValue(registry, 'relay_k8s_leader')).toBe(0);
+  });
+
+  it('two contenders racing to update the same resourceVersion: one wins, one gets 409', async () => {
+    const lease = await admin('POST', `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases`, {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name: LEASE },
+      spec: { holderIdentity: '', leaseDurationSeconds: 1 },
+    });
+    const x = { ...lease, spec: { ...lease.spec, holderIdentity: 'x' } };
+    const y = { ...lease, spec: { ...lease.spec, holderIdentity: 'y' } };
+    const path = `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/${LEASE}`;
+    const results = await Promise.all([rest.request('PUT', path, x), rest.request('PUT', path, y)]);
+    expect(results.map((r) => r.status).sort()).toEqual([200, 409]);
+    // The elector takes over a lease someone else holds once it has not changed for its duration (1 s here).
+    const c = contender('pod-c_5');
+    await expect.poll(() => c.isLeader(), { timeout: 10_000 }).toBe(true);
+    const taken = await readLease();
+    expect(taken.spec.holderIdentity).toBe('pod-c_5');
+    expect(taken.spec.leaseTransitions).toBe(1);
+  });
+});
+
+describe('rebalancing through startKubernetes', () => {
+  it('only the leader asks overloaded pods to shed, with the right counts', async () => {
+    const load = async (): Promise<Map<string, number>> =>
+      new Map([
+        ['instance-1', 900],
+        ['instance-2', 900],
+        ['instance-3', 0],
+      ]);
+    const one = await start('relay-1', { peers: load, rebalance: true });
+    const two = await start('relay-2', { peers: load, rebalance: true });
+    await expect.poll(() => one.k8s.isLeader() || two.k8s.isLeader(), { timeout: 10_000 }).toBe(true);
+    const [leader, follower] = one.k8s.isLeader() ? [one, two] : [two, one];
+    await expect.poll(() => leader.rec.shed.length, { timeout: 5_000 }).toBe(2);
+    expect(leader.rec.shed).toEqual([
+      ['instance-1', 300, 5_000],
+      ['instance-2', 300, 5_000],
+    ]);
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    expect(follower.rec.shed).toEqual([]);
+    expect(leader.rec.shed).toHaveLength(2); // cooldown: no second round yet
+    expect(await metricValue(leader.rec.registry, 'relay_rebalance_shed_requested_total')).toBe(600);
+    expect(await metricValue(leader.rec.registry, 'relay_rebalance_imbalance_ratio')).toBeCloseTo(1.5);
+  });
+});
+
+function statusWithToken(token: string, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      {
+        host: '127.0.0.1',
+        port: server.port,
+        path,
+        ca: readFileSync(server.caFile),
+        headers: { Authorization: `Bearer ${token}` },
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('in-cluster configuration', () => {
+  it('detects the pod environment and talks to the API with the mounted service account', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nb-sa-'));
+    writeFileSync(join(dir, 'token'), readFileSync(sa.tokenFile));
+    writeFileSync(join(dir, 'ca.crt'), readFileSync(server.caFile));
+    writeFileSync(join(dir, 'namespace'), NS);
+    const env = { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(server.port) };
+    expect(detectInCluster(env, dir)).toBe(true);
+    const kc = inClusterKubeConfig(env, dir);
+    expect(kc.getContextObject(kc.getCurrentContext())?.namespace).toBe(NS);
+    const slices = await kc.makeApiClient(DiscoveryV1Api).listNamespacedEndpointSlice({ namespace: NS });
+    expect(Array.isArray(slices.items)).toBe(true);
+    // The Role does not reach other namespaces.
+    await expect(
+      kc.makeApiClient(CoreV1Api).listNamespacedPod({ namespace: 'default' }),
+    ).rejects.toMatchObject({
+      code: 403,
+    });
+  });
+});
+
+describe('service-account token rotation', () => {
+  it('uses a rotated token at once, after the old one was revoked', { timeout: 60_000 }, async () => {
+    const rotating = await server.serviceAccountKubeConfig(NS, 'relay-nb-cluster-relay');
+    await rotating.rotate('binding-1');
+    const core = rotating.kubeConfig.makeApiClient(CoreV1Api);
+    await core.listNamespacedPod({ namespace: NS });
+    const oldToken = readFileSync(rotating.tokenFile, 'utf8');
+    await rotating.rotate('binding-2');
+    await admin('DELETE', `/api/v1/namespaces/${NS}/secrets/binding-1`); // revokes the first token
+    // The old token is really dead now (so a client still sending it would fail)...
+    // (the API server caches token reviews for up to 10 s).
+    await expect
+      .poll(() => statusWithToken(oldToken, `/api/v1/namespaces/${NS}/pods`), {
+        timeout: 20_000,
+        interval: 500,
+      })
+      .toBe(401);
+    // ...and the client has already switched to the new one.
+    await expect(core.listNamespacedPod({ namespace: NS })).resolves.toBeTruthy();
+    await admin('DELETE', `/api/v1/namespaces/${NS}/secrets/binding-2`);
+    await expect
+      .poll(
+        () =>
+          core.listNamespacedPod({ namespace: NS }).then(
+            () => 200,
+            (e: any) => e.code,
+          ),
+        {
+          timeout: 20_000,
+          interval: 500,
+        },
+      )
+      .toBe(401);
+  });
+});
+
+describe('watchdog and recovery', () => {
+  it('relists after the API server is restarted, shows a broken watch in readiness and metrics meanwhile', async () => {
+    const { k8s, rec } = await start('relay-self');
+    await admin('POST', slicesPath, endpointSlice('mesh-r', SERVICE, [['relay-a', '10.2.0.1']]));
+    await expect.poll(() => latest(rec)).toEqual(['relay-a=10.2.0.1:7946']);
+    expect(await metricValue(rec.registry, 'relay_k8s_watch_up', { resource: 'endpointslices' })).toBe(1);
+
+    await server.killApiServer();
+    await expect.poll(() => k8s.readiness(), { timeout: 15_000 }).toMatch(/endpointslices watch failing/);
+    expect(await metricValue(rec.registry, 'relay_k8s_watch_up', { resource: 'endpointslices' })).toBe(0);
+
+    await server.startApiServer();
+    await expect.poll(() => k8s.readiness(), { timeout: 30_000 }).toBeUndefined();
+    expect(await metricValue(rec.registry, 'relay_k8s_watch_up', { resource: 'endpointslices' })).toBe(1);
+    expect(
+      await metricValue(rec.registry, 'relay_k8s_watch_relists_total', {
+        resource: 'endpointslices',
+        reason: 'error',
+      }),
+    ).toBeGreaterThan(0);
+    // The view follows changes made after the restart.
+    await admin('POST', slicesPath, endpointSlice('mesh-s', SERVICE, [['relay-b', '10.2.0.2']]));
+    await expect
+      .poll(() => latest(rec), { timeout: 10_000 })
+      .toEqual(['relay-a=10.2.0.1:7946', 'relay-b=10.2.0.2:7946']);
+    await admin('DELETE', `${slicesPath}/mesh-r`);
+    await admin('DELETE', `${slicesPath}/mesh-s`);
+  }, 90_000);
+
+  it('a silently stalled API server (SIGSTOP) trips the watchdog; the watch recovers on resume', async () => {
+    const { k8s, rec } = await start('relay-self');
+    await admin('POST', slicesPath, endpointSlice('mesh-t', SERVICE, [['relay-a', '10.3.0.1']]));
+    await expect.poll(() => latest(rec)).toEqual(['relay-a=10.3.0.1:7946']);
+    server.pause();
+    try {
+      // No FIN, no RST: only the client-side watchdog can notice.
+      await expect
+        .poll(
+          () =>
+            metricValue(rec.registry, 'relay_k8s_watch_relists_total', {
+              resource: 'endpointslices',
+              reason: 'watchdog',
+            }),
+          {
+            timeout: 20_000,
+          },
+        )
+        .toBeGreaterThan(0);
+      await expect.poll(() => k8s.readiness(), { timeout: 20_000 }).toMatch(/watch failing/);
+    } finally {
+      server.resume();
+    }
+    await expect.poll(() => k8s.readiness(), { timeout: 30_000 }).toBeUndefined();
+    await admin('DELETE', `${slicesPath}/mesh-t`);
+    await expect.poll(() => latest(rec), { timeout: 10_000 }).toEqual([]);
+  }, 90_000);
+});
