@@ -211,11 +211,15 @@ export class RedisClusterSetup {
     setup.#dir = mkdtempSync(join(tmpdir(), 'nb-cluster-'));
     for (let i = 0; i < size; i++) {
       const port = await freePort();
+      // The bus port defaults to port + 10000, inside the ephemeral range where client sockets take ports.
+      const busPort = await freePort();
       setup.nodes.push(
         await RedisServer.start(
           [
             '--cluster-enabled',
             'yes',
+            '--cluster-port',
+            String(busPort),
             '--cluster-config-file',
             join(setup.#dir, `nodes-${port}.conf`),
             '--cluster-node-timeout',
