@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	auth "github.com/netbirdio/netbird/shared/relay/auth/hmac"
 	relayclient "github.com/netbirdio/netbird/shared/relay/client"
 )
 
@@ -137,15 +138,25 @@ func waitOffline(s *reconnectStats, i int, bob *peer, bA *pconn, since time.Time
 	s.fail(i, "missedOffline", "bob got no 'peers went offline' for alice within %s after %s", cfg.offlineTimeout, what)
 }
 
-func scenarioReconnectRace(r *result) {
+// connectBob sets up what both reconnect scenarios share: a token store and
+// bob, the peer that holds a conn to alice on the first relay.
+func connectBob(r *result) (*auth.TokenStore, *peer, bool) {
 	store, err := newTokenStore(cfg.secret, time.Hour)
 	if err != nil {
 		r.failf("token: %v", err)
-		return
+		return nil, nil, false
 	}
 	bob, err := connectPeer("bob", relayURL(0), newPeerKey(), store)
 	if err != nil {
 		r.failf("%v", err)
+		return nil, nil, false
+	}
+	return store, bob, true
+}
+
+func scenarioReconnectRace(r *result) {
+	store, bob, ok := connectBob(r)
+	if !ok {
 		return
 	}
 	defer bob.close()
@@ -308,14 +319,8 @@ func startChild(url, key, peerKey string) (*exec.Cmd, error) {
 }
 
 func scenarioSocketDeath(r *result) {
-	store, err := newTokenStore(cfg.secret, time.Hour)
-	if err != nil {
-		r.failf("token: %v", err)
-		return
-	}
-	bob, err := connectPeer("bob", relayURL(0), newPeerKey(), store)
-	if err != nil {
-		r.failf("%v", err)
+	store, bob, ok := connectBob(r)
+	if !ok {
 		return
 	}
 	defer bob.close()
