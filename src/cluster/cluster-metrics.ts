@@ -11,6 +11,7 @@ export class ClusterMetrics {
   readonly authFailures: Counter<'reason'>;
   readonly protocolErrors: Counter<'reason'>;
   readonly linkConnects: Counter<'direction'>;
+  readonly shedRequests: Counter<'direction'>;
   readonly members: Gauge;
   readonly heartbeatFailures: Counter;
   readonly reapedInstances: Counter<'cause'>;
@@ -68,6 +69,12 @@ export class ClusterMetrics {
     this.linkConnects = new Counter({
       name: 'relay_mesh_link_connects_total',
       help: 'Mesh links established (dialled: by this instance, accepted: by the other side)',
+      labelNames: ['direction'],
+      registers,
+    });
+    this.shedRequests = new Counter({
+      name: 'relay_mesh_shed_requests_total',
+      help: 'Rebalancing requests to shed peers (sent: by the leader to another instance; received: by this one)',
       labelNames: ['direction'],
       registers,
     });

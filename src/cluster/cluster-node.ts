@@ -11,6 +11,7 @@ import { RedisRegistry } from '../registry/redis-registry.js';
 import type { RemoteDelivery } from '../relay/remote-delivery.js';
 import { ClusterMetrics } from './cluster-metrics.js';
 import { DEFAULT_MEMBERSHIP_TIMING, Membership, type MembershipTiming } from './membership.js';
+import type { MeshShedRequest } from './mesh-frame.js';
 import { DEFAULT_MESH_LIMITS, type MeshLimits } from './mesh-link.js';
 import { MeshNetwork } from './mesh-network.js';
 import { MeshServer } from './mesh-server.js';
@@ -23,7 +24,21 @@ export interface ClusterNode {
   isReady(): boolean;
   /** Reason when not ready. */
   readiness(): string | undefined;
+  /** Live instances with their pod names and the peers each holds (zeros included), from Redis. */
+  peersByInstance(): Promise<InstancePeers[]>;
+  /** The pod is gone from the Kubernetes API: its instances are reaped now. Resolves with the sessions removed. */
+  reapPod(podName: string): Promise<number>;
+  /** The pods the Kubernetes headless Service lists (the mesh drops links to pods that left it). */
+  updateSiblingPods(pods: ReadonlySet<string>): void;
+  /** Asks another instance over the mesh to shed peers; throws when no link to it is up. */
+  requestShed(instance: string, request: MeshShedRequest): void;
   close(): Promise<void>;
+}
+
+export interface InstancePeers {
+  instance: string;
+  podName: string;
+  peers: number;
 }
 
 export interface ClusterNodeOptions {
@@ -31,6 +46,8 @@ export interface ClusterNodeOptions {
   logger: Logger;
   metrics: MetricsRegistry;
   deliverLocal: (peer: PeerKey, message: Buffer) => boolean;
+  /** The rebalancing leader asked this instance to shed peers. */
+  onShedRequest?: (request: MeshShedRequest) => void;
   /** Tests: faster or slower timings. */
   membershipTiming?: MembershipTiming;
   meshLimits?: Partial<MeshLimits>;
@@ -70,6 +87,10 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Clu
     secret: cluster.clusterSecret,
     deliverLocal: options.deliverLocal,
     onNotHere: (peer, instance) => registry.verifyRoute(peer, instance),
+    onShedRequest: (request, from) => {
+      logger.info({ count: request.count, window_ms: request.windowMs, from }, 'asked to shed peers');
+      options.onShedRequest?.(request);
+    },
     metrics: clusterMetrics,
     logger: logger.child({ component: 'mesh' }),
     limits,
@@ -129,6 +150,30 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Clu
     meshPort,
     isReady: () => readiness() === undefined,
     readiness,
+    async peersByInstance() {
+      const counts = await membership.peerCounts();
+      const members = membership.members;
+      return [...counts].map(([instance, peers]) => ({
+        instance,
+        podName: members.get(instance)?.podName ?? '',
+        peers,
+      }));
+    },
+    async reapPod(podName) {
+      if (podName === cluster.podName) return 0;
+      const instances = new Set(membership.instancesOfPod(podName));
+      const recorded = await connections.command.hget(keys.pods, podName);
+      if (recorded) instances.add(recorded);
+      instances.delete(instanceId);
+      let removed = 0;
+      for (const instance of instances) {
+        mesh.forget(instance);
+        removed += (await reaper.reap(instance, 'pod_deleted')) ?? 0;
+      }
+      return removed;
+    },
+    updateSiblingPods: (pods) => mesh.updateSiblingPods(pods),
+    requestShed: (instance, request) => mesh.requestShed(instance, request),
     async close() {
       if (closed) return;
       closed = true;

@@ -103,6 +103,22 @@ export class Membership {
     return this.#members;
   }
 
+  /** Peers each live instance holds in Redis (its session index), zeros included. */
+  async peerCounts(): Promise<Map<string, number>> {
+    const instances = [...this.#members.keys()];
+    const counts = await Promise.all(
+      instances.map((instance) => this.#redis.scard(this.#keys.instanceSessions(instance))),
+    );
+    return new Map(instances.map((instance, i) => [instance, counts[i] ?? 0]));
+  }
+
+  /** Live instances that run (or ran) in the pod named `podName`. */
+  instancesOfPod(podName: string): string[] {
+    const found: string[] = [];
+    for (const member of this.#members.values()) if (member.podName === podName) found.push(member.instance);
+    return found;
+  }
+
   unhealthyReason(): string | undefined {
     if (Date.now() - this.#lastBeatAt > this.#timing.expiryMs) return 'heartbeat not written';
     return undefined;

@@ -12,15 +12,22 @@ import { hasPeerIdShape, peerKeyAt, type PeerKey } from '../protocol/peer-id.js'
  * each `[type: u8][length: u16 BE][body]`.
  *   transport: body = [destination peer ID: 36][relay transport message, sender ID already in place]
  *   not here:  body = [peer ID: 36] — "that peer is not on this instance"
+ *   shed:      body = [count: u32 BE][window ms: u32 BE] — the leader asks this
+ *              instance to close `count` peers spread over the window (rebalancing)
  */
-export const MeshRecordType = { Transport: 1, NotHere: 2 } as const;
+export const MeshRecordType = { Transport: 1, NotHere: 2, Shed: 3 } as const;
 
 export const RECORD_HEADER_SIZE = 3;
 export const NOT_HERE_RECORD_SIZE = RECORD_HEADER_SIZE + PEER_ID_SIZE;
+const SHED_BODY_SIZE = 8;
+export const SHED_RECORD_SIZE = RECORD_HEADER_SIZE + SHED_BODY_SIZE;
+/** A shed window longer than this is refused as malformed: no sane plan spreads closes over hours. */
+export const MAX_SHED_WINDOW_MS = 60 * 60_000;
 const MIN_TRANSPORT_BODY = PEER_ID_SIZE + TRANSPORT_HEADER_SIZE;
 const MAX_TRANSPORT_BODY = PEER_ID_SIZE + MAX_MESSAGE_SIZE;
 
-export type MeshFrameError = 'truncated_record' | 'unknown_record' | 'bad_transport' | 'bad_peer_id';
+export type MeshFrameError =
+  'truncated_record' | 'unknown_record' | 'bad_transport' | 'bad_peer_id' | 'bad_shed';
 
 export function transportRecordSize(message: Buffer): number {
   return RECORD_HEADER_SIZE + PEER_ID_SIZE + message.length;
@@ -42,10 +49,24 @@ export function writeNotHereRecord(frame: Buffer, offset: number, peer: PeerKey)
   return offset + NOT_HERE_RECORD_SIZE;
 }
 
+export interface MeshShedRequest {
+  count: number;
+  windowMs: number;
+}
+
+export function writeShedRecord(frame: Buffer, offset: number, request: MeshShedRequest): number {
+  frame[offset] = MeshRecordType.Shed;
+  frame.writeUInt16BE(SHED_BODY_SIZE, offset + 1);
+  frame.writeUInt32BE(request.count, offset + RECORD_HEADER_SIZE);
+  frame.writeUInt32BE(request.windowMs, offset + RECORD_HEADER_SIZE + 4);
+  return offset + SHED_RECORD_SIZE;
+}
+
 export interface MeshFrameVisitor {
   /** `message` is a view into the frame. */
   transport(peer: PeerKey, message: Buffer): void;
   notHere(peer: PeerKey): void;
+  shed(request: MeshShedRequest): void;
 }
 
 /**
@@ -60,10 +81,10 @@ export function readMeshFrame(frame: Buffer, visitor: MeshFrameVisitor): MeshFra
     const type = frame[offset];
     const length = frame.readUInt16BE(offset + 1);
     const body = offset + RECORD_HEADER_SIZE;
-    const peer = peerKeyAt(frame, body);
     if (type === MeshRecordType.Transport)
-      visitor.transport(peer, frame.subarray(body + PEER_ID_SIZE, body + length));
-    else visitor.notHere(peer);
+      visitor.transport(peerKeyAt(frame, body), frame.subarray(body + PEER_ID_SIZE, body + length));
+    else if (type === MeshRecordType.NotHere) visitor.notHere(peerKeyAt(frame, body));
+    else visitor.shed({ count: frame.readUInt32BE(body), windowMs: frame.readUInt32BE(body + 4) });
     offset = body + length;
   }
   return undefined;
@@ -87,6 +108,11 @@ function validate(frame: Buffer): MeshFrameError | undefined {
     } else if (type === MeshRecordType.NotHere) {
       if (length !== PEER_ID_SIZE) return 'truncated_record';
       if (!hasPeerIdShape(frame, body)) return 'bad_peer_id';
+    } else if (type === MeshRecordType.Shed) {
+      if (length !== SHED_BODY_SIZE) return 'bad_shed';
+      const count = frame.readUInt32BE(body);
+      const windowMs = frame.readUInt32BE(body + 4);
+      if (count === 0 || windowMs > MAX_SHED_WINDOW_MS) return 'bad_shed';
     } else {
       return 'unknown_record';
     }

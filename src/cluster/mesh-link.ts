@@ -6,10 +6,13 @@ import { MESH_HEADER, MESH_PATH, dialHeaders, isValidAcceptProof } from './mesh-
 import {
   NOT_HERE_RECORD_SIZE,
   readMeshFrame,
+  SHED_RECORD_SIZE,
   transportRecordSize,
   writeNotHereRecord,
+  writeShedRecord,
   writeTransportRecord,
   type MeshFrameVisitor,
+  type MeshShedRequest,
 } from './mesh-frame.js';
 import { MeshSendQueue } from './mesh-send-queue.js';
 
@@ -21,6 +24,8 @@ export interface MeshLinkContext {
   readonly deliverLocal: (peer: PeerKey, message: Buffer) => boolean;
   /** The other instance said `peer` is not there: our route is stale. */
   readonly onNotHere: (peer: PeerKey, instance: string) => void;
+  /** Another instance (the rebalancing leader) asks this one to shed peers. */
+  readonly onShedRequest: (request: MeshShedRequest, fromInstance: string) => void;
   readonly onLinkStateChange: () => void;
   readonly metrics: ClusterMetrics;
   readonly logger: Logger;
@@ -80,6 +85,8 @@ export class MeshLink {
   readonly #context: MeshLinkContext;
   readonly #queue: MeshSendQueue;
   readonly #notHere = new Set<PeerKey>();
+  /** A shed request waiting for the next frame (a newer one replaces it). */
+  #shed: MeshShedRequest | undefined;
   readonly #visitor: MeshFrameVisitor;
   #address: string | undefined;
   #socket: WebSocket | undefined;
@@ -110,6 +117,10 @@ export class MeshLink {
       notHere: (peer) => {
         context.metrics.notHere.inc({ direction: 'received' });
         context.onNotHere(peer, remoteInstance);
+      },
+      shed: (request) => {
+        context.metrics.shedRequests.inc({ direction: 'received' });
+        context.onShedRequest(request, remoteInstance);
       },
     };
   }
@@ -164,6 +175,18 @@ export class MeshLink {
     this.#context.metrics.notHere.inc({ direction: 'sent' });
     this.#notHere.add(peer);
     this.#scheduleFlush();
+  }
+
+  /**
+   * Control record asking the other instance to shed peers. Only sent on a link
+   * that is up (false otherwise): a request must not fire long after its plan.
+   */
+  requestShed(request: MeshShedRequest): boolean {
+    if (this.#closed || !this.isUp) return false;
+    this.#context.metrics.shedRequests.inc({ direction: 'sent' });
+    this.#shed = request;
+    this.#scheduleFlush();
+    return true;
   }
 
   /** Takes over an authenticated socket (dialled or accepted); a previous one is dropped. */
@@ -341,8 +364,11 @@ export class MeshLink {
     const socket = this.#socket;
     if (!socket || socket.readyState !== WebSocket.OPEN) return;
     const { frameBytes, framesInFlight } = this.#context.limits;
-    while (this.#inFlight < framesInFlight && (this.#notHere.size > 0 || this.#queue.length > 0)) {
-      let size = this.#notHere.size * NOT_HERE_RECORD_SIZE;
+    while (
+      this.#inFlight < framesInFlight &&
+      (this.#notHere.size > 0 || this.#queue.length > 0 || this.#shed !== undefined)
+    ) {
+      let size = this.#notHere.size * NOT_HERE_RECORD_SIZE + (this.#shed ? SHED_RECORD_SIZE : 0);
       let count = 0;
       while (count < this.#queue.length) {
         const record = transportRecordSize(this.#queue.peekMessageAt(count));
@@ -352,6 +378,8 @@ export class MeshLink {
       }
       const frame = Buffer.allocUnsafe(size);
       let offset = 0;
+      if (this.#shed) offset = writeShedRecord(frame, offset, this.#shed);
+      this.#shed = undefined;
       for (const peer of this.#notHere) offset = writeNotHereRecord(frame, offset, peer);
       this.#notHere.clear();
       let bytes = 0;

@@ -3,6 +3,7 @@ import type WebSocket from 'ws';
 import type { PeerKey } from '../protocol/peer-id.js';
 import type { RemoteDelivery } from '../relay/remote-delivery.js';
 import type { ClusterMetrics } from './cluster-metrics.js';
+import type { MeshShedRequest } from './mesh-frame.js';
 import { DEFAULT_MESH_LIMITS, MeshLink, type MeshLinkContext, type MeshLimits } from './mesh-link.js';
 import type { MemberInfo } from './membership.js';
 
@@ -24,6 +25,10 @@ export class MeshNetwork implements RemoteDelivery {
   readonly #context: MeshLinkContext;
   readonly #onUnknownInstance: () => void;
   #members: ReadonlyMap<string, MemberInfo> = new Map();
+  /** Pods the Kubernetes headless Service listed at its last change (undefined outside Kubernetes). */
+  #listedPods: ReadonlySet<string> | undefined;
+  /** Pods that left the Service while Redis may still name their instances. */
+  readonly #departedPods = new Set<string>();
   #closed = false;
 
   constructor(options: {
@@ -31,6 +36,7 @@ export class MeshNetwork implements RemoteDelivery {
     secret: string;
     deliverLocal: (peer: PeerKey, message: Buffer) => boolean;
     onNotHere: (peer: PeerKey, instance: string) => void;
+    onShedRequest: (request: MeshShedRequest, fromInstance: string) => void;
     metrics: ClusterMetrics;
     logger: Logger;
     limits?: Partial<MeshLimits>;
@@ -43,6 +49,7 @@ export class MeshNetwork implements RemoteDelivery {
       secret: options.secret,
       deliverLocal: options.deliverLocal,
       onNotHere: options.onNotHere,
+      onShedRequest: options.onShedRequest,
       onLinkStateChange: () => options.metrics.linksUp.set(this.linksUp),
       metrics: options.metrics,
       logger: options.logger,
@@ -60,6 +67,10 @@ export class MeshNetwork implements RemoteDelivery {
       // A route can name an instance our member list has not caught up with: queue
       // on a link without an address and ask for the list now.
       const member = this.#members.get(instance);
+      if (member && this.#departedPods.has(member.podName)) {
+        this.#context.metrics.forwardDrops.inc({ reason: 'instance_gone' });
+        return false;
+      }
       link = this.#addLink(instance, member?.meshAddress);
       link.wasMember = member !== undefined;
       if (!member) this.#onUnknownInstance();
@@ -73,12 +84,40 @@ export class MeshNetwork implements RemoteDelivery {
     this.#links.delete(instance);
   }
 
+  /**
+   * Asks `instance` to shed peers (the rebalancing leader's request). Throws
+   * when no link to it is up: the leader retries on its next round.
+   */
+  requestShed(instance: string, request: MeshShedRequest): void {
+    if (!this.#links.get(instance)?.requestShed(request)) {
+      throw new Error(`no mesh link up to instance ${instance}`);
+    }
+  }
+
+  /**
+   * The pods Kubernetes lists in the headless Service. A pod that leaves it is
+   * gone (the Service publishes not-ready and terminating pods too): its links
+   * close now rather than after heartbeat expiry plus the missing-member grace,
+   * and heartbeats that still name it do not redial it unless it is listed again.
+   */
+  updateSiblingPods(pods: ReadonlySet<string>): void {
+    if (this.#closed) return;
+    for (const pod of this.#listedPods ?? []) if (!pods.has(pod)) this.#departedPods.add(pod);
+    for (const pod of pods) this.#departedPods.delete(pod);
+    this.#listedPods = pods;
+    for (const [instance, member] of this.#members) {
+      if (this.#departedPods.has(member.podName)) this.forget(instance);
+    }
+  }
+
   /** Called with every heartbeat's view of the live instances. */
   updateMembers(members: ReadonlyMap<string, MemberInfo>): void {
     if (this.#closed) return;
     this.#members = members;
+    const podsNamed = new Set<string>();
     for (const [instance, member] of members) {
-      if (instance === this.#context.localInstance) continue;
+      podsNamed.add(member.podName);
+      if (instance === this.#context.localInstance || this.#departedPods.has(member.podName)) continue;
       let link = this.#links.get(instance);
       // The dialling side sets links up at once, so the first forwarded packet does not wait.
       if (!link) link = this.#addLink(instance, member.meshAddress);
@@ -101,6 +140,8 @@ export class MeshNetwork implements RemoteDelivery {
         this.#links.delete(instance);
       }
     }
+    // Forget departed pods once Redis no longer names them (bounded by the member list).
+    for (const pod of this.#departedPods) if (!podsNamed.has(pod)) this.#departedPods.delete(pod);
   }
 
   /** An authenticated inbound link from `instance`. */
@@ -109,8 +150,12 @@ export class MeshNetwork implements RemoteDelivery {
       socket.close(1001, 'shutting down');
       return;
     }
-    const link =
-      this.#links.get(instance) ?? this.#addLink(instance, this.#members.get(instance)?.meshAddress);
+    const member = this.#members.get(instance);
+    if (member && this.#departedPods.has(member.podName)) {
+      socket.close(1001, 'pod left the service');
+      return;
+    }
+    const link = this.#links.get(instance) ?? this.#addLink(instance, member?.meshAddress);
     link.attach(socket, 'accepted');
   }
 

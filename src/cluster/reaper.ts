@@ -7,6 +7,8 @@ const SCAN_BATCH = 500;
 /** Long enough for one pod to walk a dead instance's sessions; short enough to retry soon if that pod dies. */
 const REAP_LOCK_MS = 5_000;
 
+export type ReapCause = 'expired' | 'predecessor' | 'pod_deleted' | 'shutdown';
+
 /**
  * Removes the sessions of a dead instance: compare-and-delete of each entry
  * it still owns (publishing offline), then its membership. Idempotent, so any
@@ -39,10 +41,11 @@ export class Reaper {
 
   /**
    * `cause` 'expired': heartbeat missing (removed from the member tables only if still stale);
-   * 'predecessor': an earlier process of our pod name; 'shutdown': ourselves on a graceful close.
+   * 'predecessor': an earlier process of our pod name; 'pod_deleted': its pod is gone from the
+   * Kubernetes API; 'shutdown': ourselves on a graceful close.
    * Returns the number of sessions removed, or undefined when another pod holds the lock.
    */
-  async reap(instance: string, cause: 'expired' | 'predecessor' | 'shutdown'): Promise<number | undefined> {
+  async reap(instance: string, cause: ReapCause): Promise<number | undefined> {
     if (this.#running.has(instance)) return undefined;
     this.#running.add(instance);
     try {

@@ -36,6 +36,7 @@ export class Relay implements SessionHost {
   readonly #maxSubscriptions: number;
   readonly #unsubscribeEvents: () => void;
   readonly #connected = new Set<PeerSession>();
+  #shedding = false;
 
   constructor(options: RelayOptions) {
     this.#options = options;
@@ -178,6 +179,11 @@ export class Relay implements SessionHost {
    * number actually closed.
    */
   async shed(count: number, windowMs: number): Promise<number> {
+    // One round at a time: a new leader may ask again before the closes of the last round are done.
+    if (this.#shedding) {
+      this.#options.logger.info({ requested: count }, 'already shedding peers; request ignored');
+      return 0;
+    }
     const victims: PeerSession[] = [];
     for (const session of this.#sessions.values()) {
       if (victims.length >= count) break;
@@ -187,7 +193,12 @@ export class Relay implements SessionHost {
       { requested: count, shedding: victims.length, window_ms: windowMs },
       'shedding peers',
     );
-    await closeSpread(victims, windowMs, 'rebalance');
+    this.#shedding = true;
+    try {
+      await closeSpread(victims, windowMs, 'rebalance');
+    } finally {
+      this.#shedding = false;
+    }
     return victims.length;
   }
 

@@ -4,7 +4,14 @@ import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { ClusterMetrics } from '../../src/cluster/cluster-metrics.js';
 import { MESH_HEADER, MESH_PATH, dialHeaders } from '../../src/cluster/mesh-auth.js';
-import { writeTransportRecord, transportRecordSize } from '../../src/cluster/mesh-frame.js';
+import {
+  MAX_SHED_WINDOW_MS,
+  SHED_RECORD_SIZE,
+  writeShedRecord,
+  writeTransportRecord,
+  transportRecordSize,
+  type MeshShedRequest,
+} from '../../src/cluster/mesh-frame.js';
 import { MeshNetwork } from '../../src/cluster/mesh-network.js';
 import { MeshServer } from '../../src/cluster/mesh-server.js';
 import type { MemberInfo } from '../../src/cluster/membership.js';
@@ -22,6 +29,7 @@ interface MeshNode {
   local: Set<PeerKey>;
   received: { peer: PeerKey; payload: string }[];
   notHere: PeerKey[];
+  shedRequests: { request: MeshShedRequest; from: string }[];
   unknownInstanceRequests: number;
 }
 
@@ -40,7 +48,7 @@ async function meshNode(id: string, secret = SECRET): Promise<MeshNode> {
   const local = new Set<PeerKey>();
   const received: MeshNode['received'] = [];
   const notHere: PeerKey[] = [];
-  const node = { unknownInstanceRequests: 0 } as MeshNode;
+  const node = { unknownInstanceRequests: 0, shedRequests: [] } as unknown as MeshNode;
   const mesh = new MeshNetwork({
     localInstance: id,
     secret,
@@ -50,6 +58,7 @@ async function meshNode(id: string, secret = SECRET): Promise<MeshNode> {
       return true;
     },
     onNotHere: (p) => notHere.push(p),
+    onShedRequest: (request, from) => node.shedRequests.push({ request, from }),
     metrics: clusterMetrics,
     logger: silentLogger,
     limits: { backoffBaseMs: 20, backoffMaxMs: 200, keepaliveIntervalMs: 300 },
@@ -71,13 +80,17 @@ async function meshNode(id: string, secret = SECRET): Promise<MeshNode> {
   return node;
 }
 
-function introduce(...all: MeshNode[]): void {
-  const members = new Map<string, MemberInfo>(
+function membersOf(...all: MeshNode[]): Map<string, MemberInfo> {
+  return new Map<string, MemberInfo>(
     all.map((node) => [
       node.id,
-      { instance: node.id, meshAddress: `127.0.0.1:${node.port}`, podName: node.id },
+      { instance: node.id, meshAddress: `127.0.0.1:${node.port}`, podName: `pod-${node.id}` },
     ]),
   );
+}
+
+function introduce(...all: MeshNode[]): void {
+  const members = membersOf(...all);
   for (const node of all) node.mesh.updateMembers(members);
 }
 
@@ -213,8 +226,69 @@ describe('mesh', () => {
     writeTransportRecord(notTransport, 0, p, message);
     notTransport[3 + 36 + 1] = 5;
     expect(await send(notTransport)).toBe(1008);
+    // Shed requests: zero peers, or a window beyond the limit.
+    for (const request of [
+      { count: 0, windowMs: 1_000 },
+      { count: 5, windowMs: MAX_SHED_WINDOW_MS + 1 },
+    ]) {
+      const shed = Buffer.alloc(SHED_RECORD_SIZE);
+      writeShedRecord(shed, 0, request);
+      expect(await send(shed)).toBe(1008);
+    }
     expect(b.received).toEqual([]);
-    expect(await metricValue(b.metrics, 'relay_mesh_protocol_errors_total')).toBe(4);
+    expect(b.shedRequests).toEqual([]);
+    expect(await metricValue(b.metrics, 'relay_mesh_protocol_errors_total')).toBe(6);
+    expect(await metricValue(b.metrics, 'relay_mesh_protocol_errors_total', { reason: 'bad_shed' })).toBe(2);
+  });
+
+  it('carries a shed request to the instance it is meant for, ahead of queued traffic', async () => {
+    const a = await meshNode('a-instance');
+    const b = await meshNode('b-instance');
+    const c = await meshNode('c-instance');
+    introduce(a, b, c);
+    await linked(a, b);
+    await linked(a, c);
+    const pb = peer('on-b');
+    b.local.add(pb);
+    for (let i = 0; i < 100; i++) a.mesh.forward(b.id, pb, transport(peer('s'), `m${i}`));
+    a.mesh.requestShed(b.id, { count: 7, windowMs: 30_000 });
+    await eventually(() => b.shedRequests.length === 1 && b.received.length === 100);
+    expect(b.shedRequests).toEqual([{ request: { count: 7, windowMs: 30_000 }, from: a.id }]);
+    expect(c.shedRequests).toEqual([]);
+    expect(await metricValue(a.metrics, 'relay_mesh_shed_requests_total', { direction: 'sent' })).toBe(1);
+    expect(await metricValue(b.metrics, 'relay_mesh_shed_requests_total', { direction: 'received' })).toBe(
+      1,
+    );
+    // No link up to an instance: the request fails at once rather than firing later.
+    expect(() => a.mesh.requestShed('z-unknown', { count: 1, windowMs: 1_000 })).toThrow(/no mesh link up/);
+  });
+
+  it('drops the links to a pod that left the Kubernetes Service and does not redial it from heartbeats', async () => {
+    const a = await meshNode('a-instance');
+    const b = await meshNode('b-instance');
+    const c = await meshNode('c-instance');
+    introduce(a, b, c);
+    await linked(a, b);
+    await linked(a, c);
+    const allPods = new Set([`pod-${b.id}`, `pod-${c.id}`]);
+    a.mesh.updateSiblingPods(allPods);
+    expect(a.mesh.link(c.id)?.isUp).toBe(true);
+    // c's pod is gone from the Service while Redis still lists its instance.
+    a.mesh.updateSiblingPods(new Set([`pod-${b.id}`]));
+    expect(a.mesh.link(c.id)).toBeUndefined();
+    a.mesh.updateMembers(membersOf(a, b, c));
+    expect(a.mesh.link(c.id)).toBeUndefined();
+    const pc = peer('on-c');
+    c.local.add(pc);
+    expect(a.mesh.forward(c.id, pc, transport(peer('s'), 'x'))).toBe(false);
+    expect(
+      await metricValue(a.metrics, 'relay_mesh_forward_drops_total', { reason: 'instance_gone' }),
+    ).toBe(1);
+    expect(a.mesh.link(b.id)?.isUp).toBe(true);
+    // Listed again (same pod name back): linked again on the next heartbeat.
+    a.mesh.updateSiblingPods(allPods);
+    a.mesh.updateMembers(membersOf(a, b, c));
+    await linked(a, c);
   });
 
   it('heals a cut link and delivers what was queued meanwhile', async () => {

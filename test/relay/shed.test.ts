@@ -37,6 +37,22 @@ describe('shedding peers for rebalancing', () => {
     expect(await metricValue(relay.metrics, 'relay_session_closes_total', { reason: 'rebalance' })).toBe(4);
     for (const c of clients) c.close();
   });
+
+  it('ignores a second request while a round is still closing peers', async () => {
+    const clients = await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        RelayTestClient.connect(relay.url, { identifier: `twice-${i}`, secret: TEST_SECRET }),
+      ),
+    );
+    const before = relay.relay.peerCount;
+    const first = relay.relay.shed(2, 200);
+    expect(await relay.relay.shed(3, 0)).toBe(0);
+    expect(await first).toBe(2);
+    expect(relay.relay.peerCount).toBe(before - 2);
+    // Once the round is over, a new one is accepted.
+    expect(await relay.relay.shed(1, 0)).toBe(1);
+    for (const c of clients) c.close();
+  });
 });
 
 function firstN<T>(promises: Promise<T>[], n: number): Promise<T[]> {
