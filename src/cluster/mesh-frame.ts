@@ -5,6 +5,7 @@ import {
   PROTOCOL_VERSION,
   TRANSPORT_HEADER_SIZE,
 } from '../protocol/constants.js';
+import { LastPeerKey } from '../protocol/last-peer-key.js';
 import { hasPeerIdShape, peerKeyAt, type PeerKey } from '../protocol/peer-id.js';
 
 /**
@@ -73,7 +74,11 @@ export interface MeshFrameVisitor {
  * Validates the whole frame before visiting any record, so a malformed frame
  * delivers nothing. Returns the first problem found, or undefined.
  */
-export function readMeshFrame(frame: Buffer, visitor: MeshFrameVisitor): MeshFrameError | undefined {
+export function readMeshFrame(
+  frame: Buffer,
+  visitor: MeshFrameVisitor,
+  destinations: LastPeerKey = new LastPeerKey(),
+): MeshFrameError | undefined {
   const problem = validate(frame);
   if (problem) return problem;
   let offset = 0;
@@ -82,7 +87,7 @@ export function readMeshFrame(frame: Buffer, visitor: MeshFrameVisitor): MeshFra
     const length = frame.readUInt16BE(offset + 1);
     const body = offset + RECORD_HEADER_SIZE;
     if (type === MeshRecordType.Transport)
-      visitor.transport(peerKeyAt(frame, body), frame.subarray(body + PEER_ID_SIZE, body + length));
+      visitor.transport(destinations.read(frame, body), frame.subarray(body + PEER_ID_SIZE, body + length));
     else if (type === MeshRecordType.NotHere) visitor.notHere(peerKeyAt(frame, body));
     else visitor.shed({ count: frame.readUInt32BE(body), windowMs: frame.readUInt32BE(body + 4) });
     offset = body + length;

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
+import { LastPeerKey } from '../protocol/last-peer-key.js';
 import type { PeerKey } from '../protocol/peer-id.js';
 import type { ClusterMetrics } from './cluster-metrics.js';
 import { MESH_HEADER, MESH_PATH, dialHeaders, isValidAcceptProof } from './mesh-auth.js';
@@ -48,6 +49,10 @@ export interface MeshLimits {
   backoffMaxMs: number;
 }
 
+function zeroMask(mask: Buffer): void {
+  mask.fill(0);
+}
+
 /** How long the higher id waits for the lower one to dial before dialling itself. */
 const FALLBACK_DIAL_DELAY_MS = 250;
 
@@ -88,6 +93,7 @@ export class MeshLink {
   /** A shed request waiting for the next frame (a newer one replaces it). */
   #shed: MeshShedRequest | undefined;
   readonly #visitor: MeshFrameVisitor;
+  readonly #destinations = new LastPeerKey();
   #address: string | undefined;
   #socket: WebSocket | undefined;
   #dialing: WebSocket | undefined;
@@ -257,6 +263,9 @@ export class MeshLink {
       handshakeTimeout: this.#context.limits.handshakeTimeoutMs,
       maxPayload: this.#context.limits.maxPayload,
       perMessageDeflate: false,
+      // Masking guards browsers' traffic against confused proxies; between pods it only costs a
+      // copy and an XOR of every forwarded byte on both ends. A zero key makes both no-ops.
+      generateMask: zeroMask,
     });
     this.#dialing = socket;
     let verified = false;
@@ -335,7 +344,7 @@ export class MeshLink {
     if (!isBinary) return this.#protocolError(socket, 'text_frame');
     this.#received = 0;
     this.#receivedBytes = 0;
-    const problem = readMeshFrame(data, this.#visitor);
+    const problem = readMeshFrame(data, this.#visitor, this.#destinations);
     if (problem) return this.#protocolError(socket, problem);
     this.#context.metrics.frames.inc({ direction: 'in' });
     if (this.#received > 0) {

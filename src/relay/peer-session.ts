@@ -13,9 +13,9 @@ import {
   HEADER_SIZE,
   MAX_MESSAGE_SIZE,
   MessageType,
-  PEER_ID_SIZE,
   TRANSPORT_HEADER_SIZE,
 } from '../protocol/constants.js';
+import { LastPeerKey } from '../protocol/last-peer-key.js';
 import { formatPeerKey, peerKeyFromBytes, type PeerKey } from '../protocol/peer-id.js';
 import type { Logger } from '../observability/logger.js';
 import type { HandshakeFailure, RelayMetrics, SessionCloseReason } from '../observability/relay-metrics.js';
@@ -77,8 +77,7 @@ export class PeerSession {
   #awaitingHealthAnswer = false;
   #healthCheckSentAt = 0;
   // A peer usually talks to few others: remember the last destination so its Map key is not rebuilt per packet.
-  #lastDestinationId: Buffer | undefined;
-  #lastDestinationKey: PeerKey | undefined;
+  readonly #lastDestination = new LastPeerKey();
 
   constructor(ws: WebSocket, socket: Socket, remoteAddress: string, ctx: SessionContext) {
     this.#ws = ws;
@@ -119,14 +118,7 @@ export class PeerSession {
 
   /** Destination of a transport message this peer sent (read before the ID is rewritten). */
   destinationOf(message: Buffer): PeerKey {
-    const cached = this.#lastDestinationId;
-    if (cached && message.compare(cached, 0, PEER_ID_SIZE, HEADER_SIZE, TRANSPORT_HEADER_SIZE) === 0) {
-      return this.#lastDestinationKey as PeerKey;
-    }
-    const id = (this.#lastDestinationId ??= Buffer.allocUnsafe(PEER_ID_SIZE));
-    message.copy(id, 0, HEADER_SIZE, TRANSPORT_HEADER_SIZE);
-    this.#lastDestinationKey = peerKeyFromBytes(id);
-    return this.#lastDestinationKey;
+    return this.#lastDestination.read(message, HEADER_SIZE);
   }
 
   /** Data from another peer; queued (never blocking the sender) until the socket can take it. */
