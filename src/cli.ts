@@ -3,6 +3,7 @@ import { pino } from 'pino';
 import { generateToken } from './auth/hmac-token.js';
 import { ConfigError, parseDurationMs } from './config/parse-values.js';
 import { helpText, loadConfig } from './config/relay-config.js';
+import { kubernetesSettingsFromEnv } from './k8s/k8s-settings.js';
 import { createLogger } from './observability/logger.js';
 import { startRelay } from './main.js';
 import { runProbeCommand } from './probe/probe-command.js';
@@ -32,11 +33,12 @@ function tokenCommand(args: string[]): void {
 
 async function runRelay(args: string[]): Promise<void> {
   const config = loadConfig(args, process.env);
+  const kubernetes = kubernetesSettingsFromEnv(process.env);
   const logger =
     config.logFile === 'console'
       ? createLogger(config.logLevel)
       : pino({ level: config.logLevel }, pino.destination({ dest: config.logFile, mkdir: true }));
-  const running = await startRelay(config, logger);
+  const running = await startRelay(config, logger, kubernetes ? { kubernetes } : {});
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (++signals > 1) {

@@ -2,11 +2,14 @@ import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { HmacTokenValidator } from './auth/hmac-token.js';
+import type { ClusterNode } from './cluster/cluster-node.js';
 import type { HostPort } from './config/cluster-options.js';
 import type { RelayConfig } from './config/relay-config.js';
+import type { KubernetesSettings } from './k8s/k8s-settings.js';
 import type { Logger } from './observability/logger.js';
 import { createHealthServer, createMetricsServer, startEndpoint } from './observability/http-endpoints.js';
 import { RelayMetrics } from './observability/relay-metrics.js';
+import type { KubernetesIntegration } from './k8s/kubernetes.js';
 import type { PeerKey } from './protocol/peer-id.js';
 import { MemoryRegistry } from './registry/memory-registry.js';
 import type { PeerRegistry } from './registry/peer-registry.js';
@@ -29,19 +32,31 @@ export interface RunningRelay {
   stop(): Promise<void>;
 }
 
+export interface StartRelayOptions {
+  /** The Kubernetes integration's settings; used in cluster mode only. */
+  kubernetes?: KubernetesSettings;
+}
+
 /** The registry backend and what else the mode brings (mesh, readiness of the cluster). */
 interface Backend {
   readonly registry: PeerRegistry;
   readonly remote?: RemoteDelivery;
+  readonly node?: ClusterNode;
   readiness(): string | undefined;
   close(): Promise<void>;
+}
+
+/** What the cluster node calls back into the relay, which exists only after the backend. */
+interface RelayCallbacks {
+  deliverLocal(peer: PeerKey, message: Buffer): boolean;
+  shed(count: number, windowMs: number): void;
 }
 
 async function createBackend(
   config: RelayConfig,
   logger: Logger,
   metrics: Registry,
-  deliverLocal: (peer: PeerKey, message: Buffer) => boolean,
+  callbacks: RelayCallbacks,
 ): Promise<Backend> {
   if (!config.cluster) {
     const registry = new MemoryRegistry({
@@ -50,28 +65,37 @@ async function createBackend(
     return { registry, readiness: () => undefined, close: () => registry.close() };
   }
   const { startClusterNode } = await import('./cluster/cluster-node.js');
-  const node = await startClusterNode({ cluster: config.cluster, logger, metrics, deliverLocal });
+  const node = await startClusterNode({
+    cluster: config.cluster,
+    logger,
+    metrics,
+    deliverLocal: callbacks.deliverLocal,
+    onShedRequest: ({ count, windowMs }) => callbacks.shed(count, windowMs),
+  });
   return {
     registry: node.registry,
     remote: node.remote,
+    node,
     readiness: () => node.readiness(),
     close: () => node.close(),
   };
 }
 
-export async function startRelay(config: RelayConfig, logger: Logger): Promise<RunningRelay> {
+export async function startRelay(
+  config: RelayConfig,
+  logger: Logger,
+  options: StartRelayOptions = {},
+): Promise<RunningRelay> {
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });
   const relayMetrics = new RelayMetrics(metrics);
 
   // The mesh may deliver before the relay exists; it answers "not here" until then.
   const relayRef: { current?: Relay } = {};
-  const backend = await createBackend(
-    config,
-    logger,
-    metrics,
-    (peer, message) => relayRef.current?.deliverLocal(peer, message) ?? false,
-  );
+  const backend = await createBackend(config, logger, metrics, {
+    deliverLocal: (peer, message) => relayRef.current?.deliverLocal(peer, message) ?? false,
+    shed: (count, windowMs) => void relayRef.current?.shed(count, windowMs),
+  });
   const relay = new Relay({
     instanceUrl: config.exposedAddress,
     registry: backend.registry,
@@ -79,7 +103,6 @@ export async function startRelay(config: RelayConfig, logger: Logger): Promise<R
     logger,
     ...(backend.remote ? { remote: backend.remote } : {}),
   });
-  relayRef.current = relay;
   relayRef.current = relay;
 
   const clock = new CoarseClock();
@@ -115,7 +138,22 @@ export async function startRelay(config: RelayConfig, logger: Logger): Promise<R
   };
 
   const relayAddress = await listener.start();
-  const healthServer = createHealthServer(readiness);
+  let kubernetes: KubernetesIntegration | undefined;
+  if (options.kubernetes && backend.node) {
+    const { startClusterOnKubernetes } = await import('./kubernetes-wiring.js');
+    kubernetes = await startClusterOnKubernetes({
+      settings: options.kubernetes,
+      node: backend.node,
+      relay,
+      logger,
+      metrics,
+    });
+  } else if (options.kubernetes) {
+    logger.info('running in Kubernetes without Redis: standalone, so no sibling discovery or rebalancing');
+  }
+  // A broken API watch is reported, not made a reason to refuse peers: the data path does not need
+  // the API, and every pod would go unready at once during an API server outage.
+  const healthServer = createHealthServer(readiness, () => kubernetes?.readiness());
   const healthAddress = await startEndpoint(healthServer, config.healthListen);
   const metricsServer = createMetricsServer(metrics);
   const metricsAddress = await startEndpoint(metricsServer, { host: '', port: config.metricsPort });
@@ -138,6 +176,7 @@ export async function startRelay(config: RelayConfig, logger: Logger): Promise<R
       listen: `${relayAddress.host}:${relayAddress.port}`,
       exposed_address: config.exposedAddress,
       mode: config.cluster ? 'cluster' : 'standalone',
+      kubernetes: kubernetes !== undefined,
       instance: backend.registry.instanceId,
       tls: Boolean(config.tls),
       url: `${config.tls ? 'rels' : 'rel'}://${formatHost(relayAddress.host)}:${relayAddress.port}`,
@@ -153,6 +192,8 @@ export async function startRelay(config: RelayConfig, logger: Logger): Promise<R
     stopping ??= (async () => {
       draining = true;
       listener.stopAccepting();
+      // Hand the Lease over and stop rebalancing before this pod's peers go.
+      await kubernetes?.close();
       logger.info({ peers: relay.peerCount, window_ms: config.drainWindowMs }, 'draining');
       await relay.drain(config.drainWindowMs);
       relay.close();

@@ -170,6 +170,8 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Clu
         mesh.forget(instance);
         removed += (await reaper.reap(instance, 'pod_deleted')) ?? 0;
       }
+      // Refresh the member list now, so peer counts and the mesh stop naming the dead.
+      if (instances.size > 0) await membership.beat();
       return removed;
     },
     updateSiblingPods: (pods) => mesh.updateSiblingPods(pods),

@@ -10,6 +10,7 @@ import { DEFAULT_REBALANCER_TIMING, type RebalancerTiming } from './rebalancer.j
  */
 export const KUBERNETES_ENV = {
   enabled: 'NB_K8S_ENABLED',
+  serviceAccountDir: 'NB_K8S_SERVICE_ACCOUNT_DIR',
   namespace: 'NB_POD_NAMESPACE',
   podName: 'NB_POD_NAME',
   headlessService: 'NB_K8S_HEADLESS_SERVICE',
@@ -26,7 +27,12 @@ export const KUBERNETES_ENV = {
   rebalanceMaxPerRound: 'NB_REBALANCE_MAX_PER_ROUND',
 } as const;
 
+/** The mesh refuses shed requests with a longer window (MAX_SHED_WINDOW_MS in cluster/mesh-frame.ts). */
+const MAX_REBALANCE_WINDOW_MS = 60 * 60_000;
+
 export interface KubernetesSettings {
+  /** Where the service-account token, CA and namespace are mounted. */
+  serviceAccountDir: string;
   namespace: string;
   podName: string;
   headlessService: string;
@@ -51,9 +57,10 @@ function fraction(setting: string, value: string, max: number): number {
  */
 export function kubernetesSettingsFromEnv(
   env: NodeJS.ProcessEnv = process.env,
-  serviceAccountDir = SERVICE_ACCOUNT_DIR,
+  defaultServiceAccountDir = SERVICE_ACCOUNT_DIR,
 ): KubernetesSettings | undefined {
   const E = KUBERNETES_ENV;
+  const serviceAccountDir = env[E.serviceAccountDir]?.trim() || defaultServiceAccountDir;
   const mode = (env[E.enabled] ?? 'auto').trim().toLowerCase();
   const enabled = mode === 'auto' ? detectInCluster(env, serviceAccountDir) : parseBoolean(E.enabled, mode);
   if (!enabled) return undefined;
@@ -83,7 +90,12 @@ export function kubernetesSettingsFromEnv(
   const tolerance = get(E.rebalanceTolerance);
   const maxFraction = get(E.rebalanceMaxFraction);
   const selector = get(E.podSelector);
+  const shedWindowMs = duration(E.rebalanceWindow, DEFAULT_REBALANCER_TIMING.shedWindowMs);
+  if (shedWindowMs > MAX_REBALANCE_WINDOW_MS) {
+    throw new ConfigError(`${E.rebalanceWindow}: at most 1h, got "${get(E.rebalanceWindow)}"`);
+  }
   return {
+    serviceAccountDir,
     namespace,
     podName,
     headlessService,
@@ -107,7 +119,7 @@ export function kubernetesSettingsFromEnv(
       timing: {
         intervalMs: duration(E.rebalanceInterval, DEFAULT_REBALANCER_TIMING.intervalMs),
         cooldownMs: duration(E.rebalanceCooldown, DEFAULT_REBALANCER_TIMING.cooldownMs),
-        shedWindowMs: duration(E.rebalanceWindow, DEFAULT_REBALANCER_TIMING.shedWindowMs),
+        shedWindowMs,
       },
     },
   };

@@ -22,15 +22,26 @@ function listen(server: Server, at: HostPort): Promise<HostPort> {
   });
 }
 
-/** /healthz (the process serves requests) and /readyz (it should get new peers). */
-export function createHealthServer(ready: ReadinessProbe): Server {
+/**
+ * /healthz (the process serves requests) and /readyz (it should get new peers).
+ * `degraded` names a problem worth seeing that must not take the pod out of
+ * rotation: /readyz stays 200 and says it.
+ */
+export function createHealthServer(
+  ready: ReadinessProbe,
+  degraded: ReadinessProbe = () => undefined,
+): Server {
   return createServer((req, res) => {
     const path = (req.url ?? '').split('?', 1)[0];
     if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     } else if (path === '/readyz') {
       const reason = ready();
-      if (reason === undefined) res.writeHead(200, { 'content-type': 'text/plain' }).end('ready\n');
+      const problem = reason === undefined ? degraded() : undefined;
+      if (reason === undefined)
+        res
+          .writeHead(200, { 'content-type': 'text/plain' })
+          .end(problem === undefined ? 'ready\n' : `ready; degraded: ${problem}\n`);
       else res.writeHead(503, { 'content-type': 'text/plain' }).end(`not ready: ${reason}\n`);
     } else {
       res.writeHead(404).end();

@@ -84,17 +84,54 @@ describe('cluster node', () => {
   });
 
   it('reaps a crashed instance once its heartbeat expires', async () => {
-    const { events } = await node('pod-watcher');
+    const { events, metrics } = await node('pod-watcher');
     const { node: victim } = await node('pod-victim');
     const peers = [peer('victim-1'), peer('victim-2')];
     for (const p of peers) await victim.registry.register(p);
     await events.waitFor(() => peers.every((p) => events.of(p).length === 1));
-    const crashed = Date.now();
     await crash(victim);
-    await events.waitFor(() => peers.every((p) => events.of(p).length === 2), 5_000);
-    const detection = Date.now() - crashed;
-    console.log(`crashed instance reaped after ${detection} ms`);
-    expect(detection).toBeLessThanOrEqual(3_000);
+    // How fast is bench:failover's business; here: announced offline, for the right cause.
+    await events.waitFor(
+      () => peers.every((p) => events.of(p).at(-1) === `offline:${victim.instanceId}`),
+      10_000,
+    );
+    await eventually(async () =>
+      (await metricValue(metrics, 'relay_cluster_reaped_instances_total', { cause: 'expired' })) === 1
+        ? true
+        : undefined,
+    );
+  });
+
+  it('counts peers per live instance, idle instances included', async () => {
+    const { node: a } = await node('pod-count-a');
+    const { node: b } = await node('pod-count-b');
+    for (const p of [peer('count-1'), peer('count-2'), peer('count-3')]) await a.registry.register(p);
+    await eventually(() => (b.membership.members.has(a.instanceId) ? true : undefined));
+    const counts = await b.peersByInstance();
+    expect(counts.sort((x, y) => x.podName.localeCompare(y.podName))).toEqual([
+      { instance: a.instanceId, podName: 'pod-count-a', peers: 3 },
+      { instance: b.instanceId, podName: 'pod-count-b', peers: 0 },
+    ]);
+  });
+
+  it('reaps the instances of a pod Kubernetes deleted at once, by pod name', async () => {
+    const { node: watcher, events, metrics } = await node('pod-k8s-watcher');
+    const { node: victim } = await node('pod-k8s-victim');
+    const peers = [peer('deleted-1'), peer('deleted-2')];
+    for (const p of peers) await victim.registry.register(p);
+    await events.waitFor(() => peers.every((p) => events.of(p).length === 1));
+    await eventually(() => (watcher.membership.members.has(victim.instanceId) ? true : undefined));
+    await crash(victim);
+    expect(await watcher.reapPod('pod-k8s-victim')).toBe(2);
+    await events.waitFor(() => peers.every((p) => events.of(p).at(-1) === `offline:${victim.instanceId}`));
+    expect(await metricValue(metrics, 'relay_cluster_reaped_instances_total', { cause: 'pod_deleted' })).toBe(
+      1,
+    );
+    expect(await metricValue(metrics, 'relay_cluster_reaped_instances_total', { cause: 'expired' })).toBe(0);
+    // Gone from the member list at once (no wait for its heartbeat to age out).
+    expect((await watcher.peersByInstance()).map((i) => i.podName)).toEqual(['pod-k8s-watcher']);
+    // Never its own pod.
+    expect(await watcher.reapPod('pod-k8s-watcher')).toBe(0);
   });
 
   it('reaps its predecessor at once when a process starts under the same pod name', async () => {
@@ -104,15 +141,11 @@ describe('cluster node', () => {
     for (const p of peers) await first.registry.register(p);
     await events.waitFor(() => peers.every((p) => events.of(p).length === 1));
     await crash(first);
-    const restarted = Date.now();
     const { metrics } = await node('pod-x');
     await events.waitFor(
       () => peers.every((p) => events.of(p).at(-1) === `offline:${first.instanceId}`),
       5_000,
     );
-    const elapsed = Date.now() - restarted;
-    console.log(`predecessor reaped ${elapsed} ms after its successor started`);
-    expect(elapsed).toBeLessThan(1_500); // well before the 2 s heartbeat expiry could have done it
     await eventually(async () =>
       (await metricValue(metrics, 'relay_cluster_reaped_instances_total', { cause: 'predecessor' })) === 1
         ? true

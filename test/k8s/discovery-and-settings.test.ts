@@ -153,5 +153,19 @@ describe('kubernetesSettingsFromEnv', () => {
     expect(() => kubernetesSettingsFromEnv({ ...base, NB_REBALANCE_ENABLED: 'maybe' }, dir)).toThrow(
       /NB_REBALANCE_ENABLED/,
     );
+    // The mesh refuses longer shed windows, so the setting does too.
+    expect(() => kubernetesSettingsFromEnv({ ...base, NB_REBALANCE_WINDOW: '2h' }, dir)).toThrow(
+      /NB_REBALANCE_WINDOW: at most 1h/,
+    );
+  });
+
+  it('finds the service account where NB_K8S_SERVICE_ACCOUNT_DIR says', () => {
+    const elsewhere = saDir();
+    const standard = mkdtempSync(join(tmpdir(), 'nb-sa-empty-'));
+    const env = { ...inCluster, NB_K8S_HEADLESS_SERVICE: 'svc', NB_K8S_ENABLED: 'true' };
+    expect(() => kubernetesSettingsFromEnv(env, standard)).toThrow(/NB_K8S_ENABLED/);
+    expect(
+      kubernetesSettingsFromEnv({ ...env, NB_K8S_SERVICE_ACCOUNT_DIR: elsewhere }, standard),
+    ).toMatchObject({ serviceAccountDir: elsewhere, namespace: 'relay-ns' });
   });
 });

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request as httpsRequest } from 'node:https';
-import { CoreV1Api, DiscoveryV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, DiscoveryV1Api } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -11,10 +11,24 @@ import { detectInCluster, inClusterKubeConfig } from '../../src/k8s/kube-config.
 import { startKubernetes, type KubernetesIntegration } from '../../src/k8s/kubernetes.js';
 import { LeaseElection, type LeaseTiming } from '../../src/k8s/lease-election.js';
 import type { Sibling } from '../../src/k8s/sibling-discovery.js';
-import { KubeApiServer } from './support/kube-api-server.js';
-import { KubeRest, type KubeManifest } from './support/kube-rest.js';
-import { ensureKubeTools, KUBE_TOOLS_TIMEOUT_MS } from './support/kube-tools.js';
-import { renderChart } from './support/render.js';
+import {
+  adminRequests,
+  endpointSliceManifest,
+  LEASE,
+  leasesPath,
+  NS,
+  podManifest,
+  podsPath,
+  RELAY_LABELS,
+  SELECTOR,
+  SERVICE,
+  slicesPath,
+  startApiServerWithChartRbac,
+  type ChartNamespace,
+} from './support/chart-namespace.js';
+import type { KubeApiServer } from './support/kube-api-server.js';
+import type { KubeRest } from './support/kube-rest.js';
+import { KUBE_TOOLS_TIMEOUT_MS } from './support/kube-tools.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- raw API objects */
 
@@ -25,12 +39,6 @@ import { renderChart } from './support/render.js';
  * rights the chart grants.
  */
 
-const NS = 'relay';
-const RELEASE = 'relay';
-const SERVICE = 'relay-nb-cluster-relay-mesh';
-const LEASE = 'relay-nb-cluster-relay-leader';
-const SELECTOR =
-  'app.kubernetes.io/name=nb-cluster-relay,app.kubernetes.io/instance=relay,app.kubernetes.io/component=relay';
 const FAST_LEASE: LeaseTiming = { leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 400 };
 const FAST_WATCH = {
   watchTimeoutSeconds: 2,
@@ -44,88 +52,25 @@ const FAST_WATCH = {
 const logger = pino({ level: process.env.K8S_TEST_LOG ?? 'silent' });
 let server: KubeApiServer;
 let rest: KubeRest;
-let sa: { kubeConfig: KubeConfig; tokenFile: string; rotate: (boundSecret?: string) => Promise<void> };
+let sa: ChartNamespace['sa'];
+let admin: ReturnType<typeof adminRequests>;
 const integrations: KubernetesIntegration[] = [];
 const elections: LeaseElection[] = [];
 
 beforeAll(async () => {
-  const tools = await ensureKubeTools();
-  server = await KubeApiServer.start(tools);
-  rest = new KubeRest(server);
-  await rest.ensureNamespace(NS);
-  const objects = await renderChart(tools, {
-    valuesFiles: ['minimal-values.yaml'],
-    namespace: NS,
-    release: RELEASE,
-  });
-  for (const object of objects) {
-    if (['ServiceAccount', 'Role', 'RoleBinding', 'Service'].includes(object.kind)) {
-      await rest.createOrFail(object, { real: true });
-    }
-  }
-  sa = await server.serviceAccountKubeConfig(NS, 'relay-nb-cluster-relay');
+  ({ server, rest, sa } = await startApiServerWithChartRbac());
+  admin = adminRequests(rest);
 }, KUBE_TOOLS_TIMEOUT_MS);
 
 afterEach(async () => {
   await Promise.all(integrations.splice(0).map((i) => i.close()));
   await Promise.all(elections.splice(0).map((e) => e.close({ release: false })));
-  await rest.request('DELETE', `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/${LEASE}`);
+  await rest.request('DELETE', `${leasesPath}/${LEASE}`);
 });
 
 afterAll(async () => {
   await server?.stop();
 });
-
-async function admin(method: string, path: string, body?: unknown): Promise<any> {
-  const res = await rest.request(method, path, body);
-  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`);
-  return res.body;
-}
-
-type Conditions = { ready?: boolean; serving?: boolean; terminating?: boolean };
-function endpointSlice(
-  name: string,
-  service: string,
-  endpoints: Array<[string, string, Conditions?]>,
-): KubeManifest {
-  return {
-    apiVersion: 'discovery.k8s.io/v1',
-    kind: 'EndpointSlice',
-    metadata: { name, namespace: NS, labels: { 'kubernetes.io/service-name': service } },
-    addressType: 'IPv4',
-    endpoints: endpoints.map(([pod, ip, conditions]) => ({
-      addresses: [ip],
-      conditions: conditions ?? { ready: true, serving: true, terminating: false },
-      targetRef: { kind: 'Pod', name: pod, namespace: NS },
-    })),
-    ports: [
-      { name: 'mesh', port: 7946, protocol: 'TCP' },
-      { name: 'metrics', port: 9090, protocol: 'TCP' },
-    ],
-  };
-}
-
-const slicesPath = `/apis/discovery.k8s.io/v1/namespaces/${NS}/endpointslices`;
-const podsPath = `/api/v1/namespaces/${NS}/pods`;
-
-function pod(name: string, labels: Record<string, string>, nodeName?: string): KubeManifest {
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name, namespace: NS, labels },
-    spec: {
-      serviceAccountName: 'relay-nb-cluster-relay',
-      automountServiceAccountToken: false,
-      ...(nodeName ? { nodeName } : {}),
-      containers: [{ name: 'relay', image: 'nb-cluster-relay:test' }],
-    },
-  } as KubeManifest;
-}
-const relayLabels = {
-  'app.kubernetes.io/name': 'nb-cluster-relay',
-  'app.kubernetes.io/instance': RELEASE,
-  'app.kubernetes.io/component': 'relay',
-};
 
 interface Recorder {
   siblings: Sibling[][];
@@ -189,7 +134,7 @@ describe('sibling discovery (EndpointSlices of the headless Service)', () => {
     await admin(
       'POST',
       slicesPath,
-      endpointSlice('mesh-a', SERVICE, [
+      endpointSliceManifest('mesh-a', SERVICE, [
         ['relay-self', '10.1.0.9'],
         ['relay-a', '10.1.0.1'],
       ]),
@@ -200,12 +145,16 @@ describe('sibling discovery (EndpointSlices of the headless Service)', () => {
     await admin(
       'POST',
       slicesPath,
-      endpointSlice('mesh-b', SERVICE, [
+      endpointSliceManifest('mesh-b', SERVICE, [
         ['relay-b', '10.1.0.2', { ready: false, serving: false, terminating: false }],
       ]),
     );
     // A slice of another Service is not ours.
-    await admin('POST', slicesPath, endpointSlice('other', 'something-else', [['other-pod', '10.9.9.9']]));
+    await admin(
+      'POST',
+      slicesPath,
+      endpointSliceManifest('other', 'something-else', [['other-pod', '10.9.9.9']]),
+    );
     await expect
       .poll(() => latest(rec))
       .toEqual(['relay-a=10.1.0.1:7946', 'relay-b=10.1.0.2:7946(not ready)']);
@@ -235,9 +184,9 @@ describe('sibling discovery (EndpointSlices of the headless Service)', () => {
 describe('pod deletion watch', () => {
   it('reports a deleted relay pod at once, but not a terminating one or another app’s pod', async () => {
     const { rec } = await start('relay-self');
-    await admin('POST', podsPath, pod('relay-gone', relayLabels));
-    await admin('POST', podsPath, pod('relay-draining', relayLabels, 'node-1'));
-    await admin('POST', podsPath, pod('not-a-relay', { app: 'other' }));
+    await admin('POST', podsPath, podManifest('relay-gone', RELAY_LABELS));
+    await admin('POST', podsPath, podManifest('relay-draining', RELAY_LABELS, 'node-1'));
+    await admin('POST', podsPath, podManifest('not-a-relay', { app: 'other' }));
 
     await admin('DELETE', `${podsPath}/not-a-relay`);
     const started = Date.now();
@@ -275,8 +224,7 @@ describe('Lease leader election', () => {
     election.start();
     return election;
   }
-  const readLease = async (): Promise<any> =>
-    admin('GET', `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/${LEASE}`);
+  const readLease = async (): Promise<any> => admin('GET', `${leasesPath}/${LEASE}`);
   const leaders = (all: LeaseElection[]): string[] => all.filter((e) => e.isLeader()).map((e) => e.identity);
 
   it('elects exactly one leader and writes a client-go compatible Lease', async () => {
@@ -340,7 +288,7 @@ describe('Lease leader election', () => {
     lease.spec.holderIdentity = 'intruder';
     lease.spec.renewTime = new Date(Date.now() + 60_000).toISOString().replace('Z', '000Z');
     lease.spec.leaseDurationSeconds = 60;
-    await admin('PUT', `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/${LEASE}`, lease);
+    await admin('PUT', `${leasesPath}/${LEASE}`, lease);
     const taken = Date.now();
     await expect.poll(() => a.isLeader(), { timeout: 5_000, interval: 20 }).toBe(false);
     expect(Date.now() - taken).toBeLessThan(FAST_LEASE.renewDeadlineMs + 2_000);
@@ -350,7 +298,7 @@ describe('Lease leader election', () => {
   });
 
   it('two contenders racing to update the same resourceVersion: one wins, one gets 409', async () => {
-    const lease = await admin('POST', `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases`, {
+    const lease = await admin('POST', leasesPath, {
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
       metadata: { name: LEASE },
@@ -358,7 +306,7 @@ describe('Lease leader election', () => {
     });
     const x = { ...lease, spec: { ...lease.spec, holderIdentity: 'x' } };
     const y = { ...lease, spec: { ...lease.spec, holderIdentity: 'y' } };
-    const path = `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/${LEASE}`;
+    const path = `${leasesPath}/${LEASE}`;
     const results = await Promise.all([rest.request('PUT', path, x), rest.request('PUT', path, y)]);
     expect(results.map((r) => r.status).sort()).toEqual([200, 409]);
     // The elector takes over a lease someone else holds once it has not changed for its duration (1 s here).
@@ -475,7 +423,7 @@ describe('service-account token rotation', () => {
 describe('watchdog and recovery', () => {
   it('relists after the API server is restarted, shows a broken watch in readiness and metrics meanwhile', async () => {
     const { k8s, rec } = await start('relay-self');
-    await admin('POST', slicesPath, endpointSlice('mesh-r', SERVICE, [['relay-a', '10.2.0.1']]));
+    await admin('POST', slicesPath, endpointSliceManifest('mesh-r', SERVICE, [['relay-a', '10.2.0.1']]));
     await expect.poll(() => latest(rec)).toEqual(['relay-a=10.2.0.1:7946']);
     expect(await metricValue(rec.registry, 'relay_k8s_watch_up', { resource: 'endpointslices' })).toBe(1);
 
@@ -493,7 +441,7 @@ describe('watchdog and recovery', () => {
       }),
     ).toBeGreaterThan(0);
     // The view follows changes made after the restart.
-    await admin('POST', slicesPath, endpointSlice('mesh-s', SERVICE, [['relay-b', '10.2.0.2']]));
+    await admin('POST', slicesPath, endpointSliceManifest('mesh-s', SERVICE, [['relay-b', '10.2.0.2']]));
     await expect
       .poll(() => latest(rec), { timeout: 10_000 })
       .toEqual(['relay-a=10.2.0.1:7946', 'relay-b=10.2.0.2:7946']);
@@ -503,7 +451,7 @@ describe('watchdog and recovery', () => {
 
   it('a silently stalled API server (SIGSTOP) trips the watchdog; the watch recovers on resume', async () => {
     const { k8s, rec } = await start('relay-self');
-    await admin('POST', slicesPath, endpointSlice('mesh-t', SERVICE, [['relay-a', '10.3.0.1']]));
+    await admin('POST', slicesPath, endpointSliceManifest('mesh-t', SERVICE, [['relay-a', '10.3.0.1']]));
     await expect.poll(() => latest(rec)).toEqual(['relay-a=10.3.0.1:7946']);
     server.pause();
     try {

@@ -110,9 +110,8 @@ describe('RedisRegistry on one Redis', () => {
     await eventually(
       async () => (await inspect.exists(keys.route(printedPeer(pa)), keys.route(printedPeer(pb)))) === 2,
     );
-    const elapsed = Date.now() - started;
-    console.log(`registries converged ${elapsed} ms after redis restarted empty`);
-    expect(elapsed).toBeLessThan(3_000 + 500);
+    // How fast is bench:failover's business; the log line helps when reading a slow run.
+    console.log(`registries converged ${Date.now() - started} ms after redis restarted empty`);
     // The relay reads registration.token: it follows the restore.
     expect(await inspect.get(keys.route(printedPeer(pa)))).toMatch(new RegExp(`^${ra.token}\\|A\\|`));
     expect(await inspect.get(keys.route(printedPeer(pb)))).toMatch(new RegExp(`^${rb.token}\\|B\\|`));

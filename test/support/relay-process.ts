@@ -99,6 +99,20 @@ export class RelayProcess {
     return res.text();
   }
 
+  /** Sum of the samples of `name` whose labels include `labels`, as /metrics shows them (0 if none). */
+  async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
+    let sum = 0;
+    for (const line of (await this.metrics()).split('\n')) {
+      const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+      if (!match || match[1] !== name) continue;
+      const present = new Map(
+        [...(match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]),
+      );
+      if (Object.entries(labels).every(([key, value]) => present.get(key) === value)) sum += Number(match[3]);
+    }
+    return sum;
+  }
+
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
   }

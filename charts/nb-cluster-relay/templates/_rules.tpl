@@ -64,7 +64,7 @@ checks the two stay identical). Metric names are those the relay exports.
         severity: warning
       annotations:
         summary: "{{ "{{ $labels.namespace }}" }}/{{ $fullname }} has pods that are not ready"
-        description: Fewer relay pods are available than wanted (kube-state-metrics). A pod is not ready while Redis or its event subscription is down, while it drains, or while a Kubernetes watch is broken.
+        description: Fewer relay pods are available than wanted (kube-state-metrics). A pod is not ready while Redis or its event subscription is down, or while it drains.
     - alert: NbRelayKubernetesWatchBroken
       expr: max by (namespace, pod, resource) (relay_k8s_watch_up{ {{- $sel -}} }) == 0
       for: 5m
@@ -72,7 +72,7 @@ checks the two stay identical). Metric names are those the relay exports.
         severity: warning
       annotations:
         summary: Relay pod {{ "{{ $labels.pod }}" }} cannot watch {{ "{{ $labels.resource }}" }}
-        description: Sibling discovery or the pod-deletion watch has not recovered; check the API server and the chart's Role.
+        description: Sibling discovery or the pod-deletion watch has not recovered (the pod stays ready; deleted pods are reaped on heartbeat expiry meanwhile); check the API server and the chart's Role.
     - alert: NbRelayNoLeader
       expr: max by (namespace) (relay_k8s_leader{ {{- $sel -}} }) == 0
       for: 5m

@@ -1,0 +1,66 @@
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { ClusterNode } from './cluster/cluster-node.js';
+import type { KubernetesSettings } from './k8s/k8s-settings.js';
+import { inClusterKubeConfig } from './k8s/kube-config.js';
+import { startKubernetes, type KubernetesIntegration } from './k8s/kubernetes.js';
+import type { Relay } from './relay/relay.js';
+
+export interface ClusterOnKubernetesOptions {
+  settings: KubernetesSettings;
+  node: ClusterNode;
+  relay: Relay;
+  logger: Logger;
+  metrics: Registry;
+}
+
+/**
+ * Connects the Kubernetes integration to a cluster node (loaded only in a
+ * cluster running on Kubernetes): the headless Service's pods steer the mesh,
+ * a deleted pod is reaped at once, and the leader's rebalancing reads peers
+ * per instance from Redis and sends its shed requests over the mesh.
+ */
+export function startClusterOnKubernetes(
+  options: ClusterOnKubernetesOptions,
+): Promise<KubernetesIntegration> {
+  const { settings, node, relay, logger } = options;
+  let podsOutOfRotation = new Set<string>();
+  return startKubernetes({
+    namespace: settings.namespace,
+    podName: settings.podName,
+    headlessService: settings.headlessService,
+    meshPortName: settings.meshPortName,
+    leaseName: settings.leaseName,
+    ...(settings.podLabelSelector ? { podLabelSelector: settings.podLabelSelector } : {}),
+    kubeConfig: inClusterKubeConfig(process.env, settings.serviceAccountDir),
+    rebalance: settings.rebalance,
+    logger,
+    metrics: options.metrics,
+    hooks: {
+      onSiblings: (siblings) => {
+        podsOutOfRotation = new Set(siblings.filter((s) => !s.ready).map((s) => s.podName));
+        node.updateSiblingPods(new Set(siblings.map((s) => s.podName)));
+      },
+      onPodDeleted: (podName) => {
+        node.reapPod(podName).catch((err: unknown) => {
+          // The heartbeat expiry reaps it anyway, a little later.
+          logger.warn({ err: String(err), pod: podName }, 'reaping a deleted pod failed');
+        });
+      },
+      getPeersByInstance: async () => {
+        const instances = await node.peersByInstance();
+        // A pod the Service does not send new peers to (draining, not ready) would only pull the mean down.
+        return new Map(
+          instances.filter((i) => !podsOutOfRotation.has(i.podName)).map((i) => [i.instance, i.peers]),
+        );
+      },
+      requestShed: async (instance, count, windowMs) => {
+        if (instance === node.instanceId) {
+          void relay.shed(count, windowMs);
+          return;
+        }
+        node.requestShed(instance, { count, windowMs });
+      },
+    },
+  });
+}
