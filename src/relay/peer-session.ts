@@ -9,12 +9,7 @@ import {
   readMessageType,
 } from '../protocol/codec.js';
 import type { ProtocolViolation } from '../protocol/codec.js';
-import {
-  HEADER_SIZE,
-  MAX_MESSAGE_SIZE,
-  MessageType,
-  TRANSPORT_HEADER_SIZE,
-} from '../protocol/constants.js';
+import { HEADER_SIZE, MAX_MESSAGE_SIZE, MessageType, TRANSPORT_HEADER_SIZE } from '../protocol/constants.js';
 import { LastPeerKey } from '../protocol/last-peer-key.js';
 import { formatPeerKey, peerKeyFromBytes, type PeerKey } from '../protocol/peer-id.js';
 import type { Logger } from '../observability/logger.js';

@@ -256,9 +256,7 @@ describe('mesh', () => {
     expect(b.shedRequests).toEqual([{ request: { count: 7, windowMs: 30_000 }, from: a.id }]);
     expect(c.shedRequests).toEqual([]);
     expect(await metricValue(a.metrics, 'relay_mesh_shed_requests_total', { direction: 'sent' })).toBe(1);
-    expect(await metricValue(b.metrics, 'relay_mesh_shed_requests_total', { direction: 'received' })).toBe(
-      1,
-    );
+    expect(await metricValue(b.metrics, 'relay_mesh_shed_requests_total', { direction: 'received' })).toBe(1);
     // No link up to an instance: the request fails at once rather than firing later.
     expect(() => a.mesh.requestShed('z-unknown', { count: 1, windowMs: 1_000 })).toThrow(/no mesh link up/);
   });
@@ -281,9 +279,9 @@ describe('mesh', () => {
     const pc = peer('on-c');
     c.local.add(pc);
     expect(a.mesh.forward(c.id, pc, transport(peer('s'), 'x'))).toBe(false);
-    expect(
-      await metricValue(a.metrics, 'relay_mesh_forward_drops_total', { reason: 'instance_gone' }),
-    ).toBe(1);
+    expect(await metricValue(a.metrics, 'relay_mesh_forward_drops_total', { reason: 'instance_gone' })).toBe(
+      1,
+    );
     expect(a.mesh.link(b.id)?.isUp).toBe(true);
     // Listed again (same pod name back): linked again on the next heartbeat.
     a.mesh.updateSiblingPods(allPods);
