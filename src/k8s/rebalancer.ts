@@ -32,7 +32,8 @@ export interface RebalancerOptions {
 /**
  * The leader's rebalancing loop: every interval it plans a round with
  * planRebalance and sends the shed requests. The rate is bounded by the
- * policy's per-round caps and by the cooldown after every round that shed.
+ * policy's per-round caps and by the cooldown after every round that shed
+ * (a round whose requests all failed is retried at the normal interval).
  */
 export class Rebalancer {
   private readonly options: RebalancerOptions;
@@ -41,6 +42,8 @@ export class Rebalancer {
   private timer: NodeJS.Timeout | undefined;
   private round: Promise<unknown> | undefined;
   private closed = false;
+  /** Whether a request of the last round went out: only then is the cooldown due. */
+  private shedInLastRound = false;
 
   constructor(options: RebalancerOptions) {
     this.options = options;
@@ -92,11 +95,13 @@ export class Rebalancer {
       'rebalancing: asking overloaded instances to shed peers',
     );
     let failed = false;
+    this.shedInLastRound = false;
     for (const request of plan.requests) {
       if (this.closed || !this.options.isLeader()) break;
       try {
         await this.options.requestShed(request.instance, request.count, this.timing.shedWindowMs);
         metrics.rebalanceShedPeers.inc(request.count);
+        this.shedInLastRound = true;
       } catch (err) {
         failed = true;
         this.log.warn(
@@ -120,7 +125,8 @@ export class Rebalancer {
       void round.then((plan) => {
         this.round = undefined;
         if (this.closed) return;
-        const shed = plan !== undefined && plan.requests.length > 0;
+        // A round whose every request failed shed nothing: try again at the normal pace.
+        const shed = plan !== undefined && plan.requests.length > 0 && this.shedInLastRound;
         this.schedule(shed ? this.timing.cooldownMs : this.timing.intervalMs);
       });
     }, delayMs);

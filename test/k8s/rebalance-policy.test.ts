@@ -139,26 +139,36 @@ describe('Rebalancer loop', () => {
     expect(text).toMatch(/relay_rebalance_rounds_total\{outcome="shed"\} 1/);
   });
 
-  it('waits for the cooldown after a round that shed, and counts failures', async () => {
-    const times: number[] = [];
-    const { rebalancer, registry } = make({
-      leader: () => true,
-      peers: async () =>
+  it('retries a round whose requests all failed at the normal interval, then waits the cooldown', async () => {
+    const calls: string[] = [];
+    const registry = new Registry();
+    const rebalancer = new Rebalancer({
+      isLeader: () => true,
+      getPeersByInstance: async () =>
         new Map([
           ['x', 100],
           ['y', 0],
         ]),
-      shed: async () => {
-        times.push(Date.now());
-        throw new Error('instance gone');
+      requestShed: async () => {
+        // The first two fail (say the mesh link to x is not up yet), the third goes out.
+        calls.push(calls.length < 2 ? 'failed' : 'sent');
+        if (calls.length <= 2) throw new Error('no mesh link up');
       },
+      policy: { maxShedFraction: 1, minExcess: 1 },
+      // A cooldown far longer than the test: a request after a sent one would show it was ignored.
+      timing: { intervalMs: 20, cooldownMs: 60_000, shedWindowMs: 1234 },
+      logger: pino({ level: 'silent' }),
+      metrics: new KubernetesMetrics(registry),
     });
     rebalancer.start();
-    await expect.poll(() => times.length, { timeout: 2_000 }).toBeGreaterThanOrEqual(3);
+    await expect.poll(() => calls.length, { timeout: 2_000 }).toBe(3);
+    // Several intervals later: still nothing after the round that shed.
+    await new Promise((resolve) => setTimeout(resolve, 200));
     await rebalancer.close();
-    for (let i = 1; i < times.length; i += 1) {
-      expect((times[i] as number) - (times[i - 1] as number)).toBeGreaterThanOrEqual(55);
-    }
-    expect(await registry.metrics()).toMatch(/relay_rebalance_rounds_total\{outcome="error"\} [3-9]/);
+    expect(calls).toEqual(['failed', 'failed', 'sent']);
+    const text = await registry.metrics();
+    expect(text).toMatch(/relay_rebalance_rounds_total\{outcome="error"\} 2/);
+    expect(text).toMatch(/relay_rebalance_rounds_total\{outcome="shed"\} 1/);
+    expect(text).toMatch(/relay_rebalance_shed_requested_total 50/);
   });
 });
