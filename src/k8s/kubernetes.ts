@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { settledWithin } from './deadline.js';
 import { inClusterKubeConfig } from './kube-config.js';
 import { KubernetesMetrics } from './k8s-metrics.js';
 import { LeaseElection, type LeaseTiming } from './lease-election.js';
@@ -57,6 +58,8 @@ export interface KubernetesIntegration {
 }
 
 const NAME_LABEL = 'app.kubernetes.io/name';
+/** The Lease release and the watches' ends get this long on shutdown. */
+const CLOSE_TIMEOUT_MS = 3_000;
 const INSTANCE_LABEL = 'app.kubernetes.io/instance';
 
 async function ownPodSelector(
@@ -144,13 +147,10 @@ export async function startKubernetes(options: KubernetesOptions): Promise<Kuber
   election.start();
   rebalancer?.start();
 
-  const startupTimeoutMs = options.startupTimeoutMs ?? 5_000;
-  let timer: NodeJS.Timeout | undefined;
-  const synced = await Promise.race([
-    Promise.all([discovery.waitForSync(), pods.waitForSync()]).then(() => true),
-    new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), startupTimeoutMs))),
-  ]);
-  clearTimeout(timer);
+  const synced = await settledWithin(
+    Promise.all([discovery.waitForSync(), pods.waitForSync()]),
+    options.startupTimeoutMs ?? 5_000,
+  );
   log.info(
     {
       namespace: options.namespace,
@@ -172,8 +172,14 @@ export async function startKubernetes(options: KubernetesOptions): Promise<Kuber
     siblings: () => discovery.siblings(),
     close: () =>
       (closed ??= (async () => {
-        await rebalancer?.close();
-        await Promise.all([discovery.close(), pods.close(), election.close({ release: true })]);
+        const stopped = (async () => {
+          await rebalancer?.close();
+          await Promise.all([discovery.close(), pods.close(), election.close({ release: true })]);
+        })();
+        // Shutdown must go on to the drain even when the API server does not answer.
+        if (!(await settledWithin(stopped, CLOSE_TIMEOUT_MS))) {
+          log.warn({ timeout_ms: CLOSE_TIMEOUT_MS }, 'kubernetes integration did not stop in time; going on');
+        }
       })()),
   };
 }

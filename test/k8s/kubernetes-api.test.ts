@@ -476,4 +476,17 @@ describe('watchdog and recovery', () => {
     await admin('DELETE', `${slicesPath}/mesh-t`);
     await expect.poll(() => latest(rec), { timeout: 10_000 }).toEqual([]);
   }, 90_000);
+
+  it('stops (so the relay can drain) even while the API server is stalled', async () => {
+    const { k8s } = await start('relay-stalled-stop');
+    await expect.poll(() => k8s.isLeader(), { timeout: 10_000 }).toBe(true);
+    server.pause();
+    try {
+      // The Lease release cannot reach the server; close must still finish (the test's timeout bounds it).
+      await k8s.close();
+      expect(k8s.isLeader()).toBe(false);
+    } finally {
+      server.resume();
+    }
+  }, 30_000);
 });
