@@ -11,6 +11,16 @@ export interface RedisOptions {
   readonly sentinelName?: string;
   readonly clusterNodes?: readonly HostPort[];
   readonly keyPrefix: string;
+  /** ACL user of the data nodes (Redis 6+). Credentials in `url` win. */
+  readonly username?: string;
+  /** Password of the data nodes, in every mode. A password in `url` wins. */
+  readonly password?: string;
+  /** Password of the Sentinels themselves (Sentinel mode). */
+  readonly sentinelPassword?: string;
+  /** TLS to the data nodes and Sentinels (Sentinel and Cluster mode; a URL uses rediss://). */
+  readonly tls?: boolean;
+  /** PEM CA bundle to verify Redis certificates with (TLS or rediss://); default: Node's CAs. */
+  readonly tlsCaFile?: string;
 }
 
 export interface ClusterOptions {

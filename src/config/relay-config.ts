@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { LOG_LEVELS, type LogLevel } from '../observability/logger.js';
-import type { ClusterOptions, HostPort } from './cluster-options.js';
+import type { ClusterOptions, HostPort, RedisOptions } from './cluster-options.js';
 import {
   ConfigError,
   parseBoolean,
@@ -157,6 +157,7 @@ function clusterOptions(
   const modes = (['redisUrl', 'redisSentinels', 'redisClusterNodes'] as const).filter(
     (n) => raw[n] !== undefined,
   );
+  const auth = redisAuth(raw, label);
   if (modes.length === 0) return {};
   if (modes.length > 1) {
     throw new ConfigError(
@@ -185,6 +186,16 @@ function clusterOptions(
   if (!/^[A-Za-z0-9_.:-]+$/.test(keyPrefix)) {
     throw new ConfigError(`${label('redisKeyPrefix')}: only letters, digits and _ . : - are allowed`);
   }
+  const tls = parseBoolean(label('redisTls'), required('redisTls'));
+  if (tls && url?.startsWith('redis://')) {
+    throw new ConfigError(`${label('redisTls')}: with NB_REDIS_URL, use a rediss:// URL instead`);
+  }
+  const tlsCaFile = raw.redisTlsCaFile;
+  if (tlsCaFile !== undefined && !tls && !url?.startsWith('rediss://')) {
+    throw new ConfigError(
+      `${label('redisTlsCaFile')}: needs NB_REDIS_TLS=true (or a rediss:// NB_REDIS_URL)`,
+    );
+  }
   return {
     cluster: {
       redis: {
@@ -199,12 +210,34 @@ function clusterOptions(
           ? { clusterNodes: parseHostPortList(label('redisClusterNodes'), raw.redisClusterNodes) }
           : {}),
         keyPrefix,
+        ...auth,
+        ...(tls ? { tls } : {}),
+        ...(tlsCaFile !== undefined ? { tlsCaFile } : {}),
       },
       clusterSecret: required('clusterSecret'),
       meshListen,
       meshAdvertise: advertise,
       podName: value('podName') ?? hostname(),
     },
+  };
+}
+
+/** Credentials of the data nodes and the Sentinels; values are never echoed in errors. */
+function redisAuth(
+  raw: RawSettings,
+  label: (name: SettingName) => string,
+): Pick<RedisOptions, 'username' | 'password' | 'sentinelPassword'> {
+  const { redisUsername: username, redisPassword: password, redisSentinelPassword: sentinelPassword } = raw;
+  if (username !== undefined && password === undefined) {
+    throw new ConfigError(`${label('redisUsername')}: needs NB_REDIS_PASSWORD (the ACL user's password)`);
+  }
+  if (sentinelPassword !== undefined && raw.redisSentinels === undefined) {
+    throw new ConfigError(`${label('redisSentinelPassword')}: only used with NB_REDIS_SENTINELS`);
+  }
+  return {
+    ...(username !== undefined ? { username } : {}),
+    ...(password !== undefined ? { password } : {}),
+    ...(sentinelPassword !== undefined ? { sentinelPassword } : {}),
   };
 }
 

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
 import { Cluster, Redis, type ClusterNode, type RedisOptions as IoRedisOptions } from 'ioredis';
 import type { HostPort, RedisOptions } from '../config/cluster-options.js';
 import type { RedisClient } from './redis-script.js';
@@ -28,49 +30,71 @@ export interface RedisConnections {
 }
 
 export function createRedisConnections(options: RedisOptions, connectionName: string): RedisConnections {
+  // Credentials and TLS of the data nodes (in URL mode the URL's own credentials win:
+  // ioredis fills options from the URL first).
+  const tls = tlsOptions(options);
+  const dataNodeOptions: IoRedisOptions = {
+    ...commonOptions,
+    connectionName,
+    ...(options.username !== undefined ? { username: options.username } : {}),
+    ...(options.password !== undefined ? { password: options.password } : {}),
+    ...(tls && options.url === undefined ? { tls } : {}),
+  };
   if (options.clusterNodes && options.clusterNodes.length > 0) {
-    return createClusterConnections(options.clusterNodes, connectionName);
+    return createClusterConnections(options.clusterNodes, dataNodeOptions);
   }
   if (options.sentinels && options.sentinels.length > 0) {
     const sentinelOptions: IoRedisOptions = {
-      ...commonOptions,
+      ...dataNodeOptions,
       sentinels: options.sentinels.map(({ host, port }) => ({ host, port })),
       name: options.sentinelName ?? 'mymaster',
       sentinelRetryStrategy: retryStrategy,
-      connectionName,
+      ...(options.sentinelPassword !== undefined ? { sentinelPassword: options.sentinelPassword } : {}),
+      // `tls` alone is ignored in Sentinel mode: these two put both hops (Sentinels, primary) on TLS.
+      ...(tls ? { enableTLSForSentinelMode: true, sentinelTLS: tls } : {}),
     };
     const command = new Redis(sentinelOptions);
     const subscriber = new Redis({ ...sentinelOptions, enableOfflineQueue: true, commandTimeout: undefined });
     return { command, subscriber, scanTargets: () => [command], isCluster: false };
   }
   if (!options.url) throw new Error('cluster mode needs a Redis URL, sentinels or cluster nodes');
-  const command = new Redis(options.url, { ...commonOptions, connectionName });
+  // rediss:// turns TLS on; a CA file only adds what to verify the server with.
+  const urlOptions: IoRedisOptions = {
+    ...dataNodeOptions,
+    ...(tls && options.url.startsWith('rediss://') ? { tls } : {}),
+  };
+  const command = new Redis(options.url, urlOptions);
   const subscriber = new Redis(options.url, {
-    ...commonOptions,
+    ...urlOptions,
     enableOfflineQueue: true,
     commandTimeout: undefined,
-    connectionName,
   });
   return { command, subscriber, scanTargets: () => [command], isCluster: false };
 }
 
-function createClusterConnections(nodes: readonly HostPort[], connectionName: string): RedisConnections {
+/** TLS options of every connection, or undefined without TLS (a rediss:// URL brings its own). */
+function tlsOptions(options: RedisOptions): ConnectionOptions | undefined {
+  if (!options.tls && options.tlsCaFile === undefined) return undefined;
+  return options.tlsCaFile !== undefined ? { ca: readFileSync(options.tlsCaFile) } : {};
+}
+
+function createClusterConnections(nodes: readonly HostPort[], nodeOptions: IoRedisOptions): RedisConnections {
   const startupNodes: ClusterNode[] = nodes.map(({ host, port }) => ({ host, port }));
   const command = new Cluster(startupNodes, {
     enableOfflineQueue: false,
     clusterRetryStrategy: retryStrategy,
     lazyConnect: true,
-    redisOptions: { ...commonOptions, lazyConnect: false, connectionName },
+    // Every node connection (and the slot refresher, a duplicate of one) authenticates with these.
+    redisOptions: { ...nodeOptions, lazyConnect: false },
   });
   // Plain PUBLISH reaches every node of a cluster, so one node is enough to
   // hear all events. Move to the next seed node whenever that one fails.
   const seeds = nodes;
   let seed = 0;
   const subscriber: Redis = new Redis({
-    ...commonOptions,
+    ...nodeOptions,
     enableOfflineQueue: true,
     commandTimeout: undefined,
-    connectionName,
     host: seeds[0]!.host,
     port: seeds[0]!.port,
     retryStrategy: (attempt) => {

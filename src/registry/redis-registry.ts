@@ -98,6 +98,10 @@ export class RedisRegistry implements PeerRegistry {
   #resyncRunning = false;
   #resyncReasons = new Set<string>();
   #restoreNeeded = false;
+  /** Why each connection last failed (message only, never the failed command), until it is ready again. */
+  readonly #connectionErrors: { command?: string; subscriber?: string } = {};
+  /** Failures logged at warn per connection since it was last ready: a retried failure is logged once. */
+  readonly #loggedErrors = { command: new Set<string>(), subscriber: new Set<string>() };
   #epochCheckRunning = false;
   #closed = false;
   #maintenance: NodeJS.Timeout | undefined;
@@ -124,11 +128,14 @@ export class RedisRegistry implements PeerRegistry {
     command.on('ready', () => this.#onCommandState(true));
     command.on('close', () => this.#onCommandState(false));
     command.on('end', () => this.#onCommandState(false));
-    command.on('error', (err: Error) => this.#logger.debug({ err }, 'redis command connection error'));
+    command.on('error', (err: unknown) => this.#onConnectionError('command', err));
+    // Sentinel mode: why a Sentinel gave no primary (refused us, does not know the master name).
+    command.on('sentinelError', (err: unknown) => this.#onConnectionError('command', err));
     subscriber.on('ready', () => void this.#onSubscriberReady());
     subscriber.on('close', () => this.#onSubscriptionDown());
     subscriber.on('end', () => this.#onSubscriptionDown());
-    subscriber.on('error', (err: Error) => this.#logger.debug({ err }, 'redis subscriber connection error'));
+    subscriber.on('error', (err: unknown) => this.#onConnectionError('subscriber', err));
+    subscriber.on('sentinelError', (err: unknown) => this.#onConnectionError('subscriber', err));
     subscriber.on('message', (_channel: string, message: string) => this.#onMessage(message));
     void connectRedis(command);
     void connectRedis(subscriber);
@@ -153,8 +160,10 @@ export class RedisRegistry implements PeerRegistry {
 
   /** Why the registry is not healthy, or undefined when it is. */
   unhealthyReason(): string | undefined {
-    if (!this.#commandUp) return 'redis unreachable';
-    if (!this.#subscriptionUp) return 'peer event subscription down';
+    const because = (error: string | undefined): string => (error === undefined ? '' : `: ${error}`);
+    if (!this.#commandUp) return `redis unreachable${because(this.#connectionErrors.command)}`;
+    if (!this.#subscriptionUp)
+      return `peer event subscription down${because(this.#connectionErrors.subscriber)}`;
     if (!this.#synced) return 'resynchronising with redis';
     return undefined;
   }
@@ -165,7 +174,9 @@ export class RedisRegistry implements PeerRegistry {
 
   async register(peer: PeerKey): Promise<Registration> {
     const epoch = this.#epoch;
-    if (!this.#commandUp || epoch === undefined) throw new RegistryUnavailableError('redis unreachable');
+    if (!this.#commandUp || epoch === undefined) {
+      throw new RegistryUnavailableError(this.unhealthyReason() ?? 'redis unreachable');
+    }
     const printed = printedPeer(peer);
     const started = performance.now();
     this.#beginOp(peer);
@@ -370,11 +381,35 @@ export class RedisRegistry implements PeerRegistry {
 
   // ---- connection state and resync -----------------------------------------
 
+  /**
+   * A connection attempt or a live connection failed. The client retries by itself; the reason is
+   * kept for unhealthyReason() and logged once per distinct failure. The error object is not
+   * logged: ioredis attaches the failed command with its arguments (AUTH carries the password).
+   */
+  #onConnectionError(connection: 'command' | 'subscriber', err: unknown): void {
+    const reason = describeRedisError(err);
+    const logged = this.#loggedErrors[connection];
+    // ioredis reports "All sentinels are unreachable." without a cause when it merely ran out of
+    // Sentinels to try after the primary failed: keep the cause we already know.
+    const vague = reason === ALL_SENTINELS_TRIED && this.#connectionErrors[connection] !== undefined;
+    if (!vague) this.#connectionErrors[connection] = reason;
+    if (this.#closed) return;
+    if (vague || logged.has(reason)) {
+      this.#logger.debug({ connection, reason }, 'redis connection error');
+      return;
+    }
+    if (logged.size >= 16) logged.clear();
+    logged.add(reason);
+    this.#logger.warn({ connection, reason }, 'redis connection failed; retrying');
+  }
+
   #onCommandState(up: boolean): void {
     if (up === this.#commandUp) return;
     this.#commandUp = up;
     this.#metrics.redisUp.set(up ? 1 : 0);
     if (up) {
+      delete this.#connectionErrors.command;
+      this.#loggedErrors.command.clear();
       this.#logger.info('redis command connection ready');
       // Commands may have been lost with the old connection: reconcile.
       this.#requestResync('redis_reconnect');
@@ -393,6 +428,8 @@ export class RedisRegistry implements PeerRegistry {
       return;
     }
     this.#subscriptionUp = true;
+    delete this.#connectionErrors.subscriber;
+    this.#loggedErrors.subscriber.clear();
     this.#metrics.subscriptionUp.set(1);
     this.#requestResync('subscription_reconnect');
   }
@@ -716,6 +753,26 @@ export class RedisRegistry implements PeerRegistry {
   #observe(operation: string, outcome: string, started: number): void {
     this.#metrics.operationSeconds.observe({ operation, outcome }, (performance.now() - started) / 1000);
   }
+}
+
+const ALL_SENTINELS_TRIED = 'All sentinels are unreachable.';
+const AUTH_FAILURE = /WRONGPASS|NOAUTH|invalid password|invalid username-password/i;
+
+/**
+ * One line on why a Redis connection failed, from the error message alone (a Redis Cluster's
+ * "failed to refresh slots" carries the node's error inside). Authentication failures say so and
+ * name the settings to check.
+ */
+export function describeRedisError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const lastNodeError = (err as { lastNodeError?: unknown }).lastNodeError;
+  let text = err.message.replace(/ Retrying from scratch after \d+ms\./, '');
+  if (lastNodeError instanceof Error) text += ` (last node error: ${lastNodeError.message})`;
+  if (!AUTH_FAILURE.test(text)) return text;
+  const settings = /sentinel/i.test(text)
+    ? 'NB_REDIS_SENTINEL_PASSWORD'
+    : 'NB_REDIS_USERNAME / NB_REDIS_PASSWORD (or the credentials in NB_REDIS_URL)';
+  return `authentication failed (${text}); check ${settings}`;
 }
 
 function delay(ms: number): Promise<void> {

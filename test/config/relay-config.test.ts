@@ -42,6 +42,92 @@ describe('configuration', () => {
     });
   });
 
+  it('builds Redis credentials and TLS for each deployment mode', () => {
+    const cluster = { NB_CLUSTER_SECRET: 'c', NB_MESH_ADVERTISE_ADDRESS: '10.0.0.7:7946' };
+    const sentinel = loadConfig([], {
+      ...base,
+      ...cluster,
+      NB_REDIS_SENTINELS: 'sentinel-0:26379,sentinel-1:26379',
+      NB_REDIS_PASSWORD: 'data pw with spaces ',
+      NB_REDIS_SENTINEL_PASSWORD: 'sentinel-pw',
+      NB_REDIS_TLS: 'true',
+      NB_REDIS_TLS_CA_FILE: '/etc/redis-ca/ca.crt',
+    });
+    expect(sentinel.cluster?.redis).toEqual({
+      sentinels: [
+        { host: 'sentinel-0', port: 26379 },
+        { host: 'sentinel-1', port: 26379 },
+      ],
+      sentinelName: 'mymaster',
+      keyPrefix: 'nbrelay',
+      password: 'data pw with spaces ', // passwords are taken as given, not trimmed
+      sentinelPassword: 'sentinel-pw',
+      tls: true,
+      tlsCaFile: '/etc/redis-ca/ca.crt',
+    });
+    const redisCluster = loadConfig(
+      [
+        '--redis-cluster-nodes',
+        'node-0:6379',
+        '--redis-username=relay',
+        '--redis-password',
+        'pw',
+        '--redis-tls',
+      ],
+      { ...base, ...cluster },
+    );
+    expect(redisCluster.cluster?.redis).toEqual({
+      clusterNodes: [{ host: 'node-0', port: 6379 }],
+      keyPrefix: 'nbrelay',
+      username: 'relay',
+      password: 'pw',
+      tls: true,
+    });
+    // URL mode: rediss:// is the TLS switch; a CA file may come with it.
+    const url = loadConfig([], {
+      ...base,
+      ...cluster,
+      NB_REDIS_URL: 'rediss://:url-pw@redis:6380/0',
+      NB_REDIS_PASSWORD: 'other-pw',
+      NB_REDIS_TLS_CA_FILE: '/ca.pem',
+    });
+    expect(url.cluster?.redis).toEqual({
+      url: 'rediss://:url-pw@redis:6380/0',
+      keyPrefix: 'nbrelay',
+      password: 'other-pw',
+      tlsCaFile: '/ca.pem',
+    });
+    expect(
+      loadConfig([], { ...base, ...cluster, NB_REDIS_URL: 'redis://redis:6379' }).cluster?.redis,
+    ).toEqual({ url: 'redis://redis:6379', keyPrefix: 'nbrelay' });
+  });
+
+  const redisCluster = { NB_CLUSTER_SECRET: 'c', NB_MESH_ADVERTISE_ADDRESS: '1.2.3.4:7946' };
+  const badRedisAuth: [Record<string, string>, string][] = [
+    [{ NB_REDIS_URL: 'redis://x', NB_REDIS_TLS: 'true' }, 'NB_REDIS_TLS'],
+    [{ NB_REDIS_SENTINELS: 's:26379', NB_REDIS_TLS: 'maybe' }, 'NB_REDIS_TLS'],
+    [{ NB_REDIS_URL: 'redis://x', NB_REDIS_SENTINEL_PASSWORD: 'secret-value' }, 'NB_REDIS_SENTINEL_PASSWORD'],
+    [
+      { NB_REDIS_CLUSTER_NODES: 'n:6379', NB_REDIS_SENTINEL_PASSWORD: 'secret-value' },
+      'NB_REDIS_SENTINEL_PASSWORD',
+    ],
+    [{ NB_REDIS_SENTINEL_PASSWORD: 'secret-value' }, 'NB_REDIS_SENTINEL_PASSWORD'],
+    [{ NB_REDIS_SENTINELS: 's:26379', NB_REDIS_USERNAME: 'relay' }, 'NB_REDIS_USERNAME'],
+    [{ NB_REDIS_URL: 'redis://x', NB_REDIS_TLS_CA_FILE: '/ca.pem' }, 'NB_REDIS_TLS_CA_FILE'],
+    [{ NB_REDIS_SENTINELS: 's:26379', NB_REDIS_TLS_CA_FILE: '/ca.pem' }, 'NB_REDIS_TLS_CA_FILE'],
+  ];
+  it.each(badRedisAuth)('%o fails naming %s, without echoing secrets', (env, setting) => {
+    let message = '';
+    try {
+      loadConfig([], { ...base, ...redisCluster, ...env });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(new RegExp(`^${setting}: `));
+    expect(message).not.toContain('\n');
+    expect(message).not.toContain('secret-value');
+  });
+
   const bad: [Record<string, string>, string][] = [
     [{ NB_EXPOSED_ADDRESS: '' }, 'NB_EXPOSED_ADDRESS'],
     [{ NB_EXPOSED_ADDRESS: 'https://x' }, 'NB_EXPOSED_ADDRESS'],
@@ -72,6 +158,45 @@ describe('configuration', () => {
     expect(run.status).toBe(2);
     expect(run.stderr).toBe('nb-cluster-relay: NB_METRICS_PORT: expected a port number 0-65535, got "abc"\n');
     expect(run.stdout).toBe('');
+  });
+
+  it('the CLI reports a Redis TLS misconfiguration on one line, and never prints Redis passwords', () => {
+    const run = spawnSync(process.execPath, [CLI_PATH], {
+      env: {
+        PATH: process.env.PATH,
+        ...base,
+        NB_REDIS_URL: 'redis://:url-secret@redis:6379',
+        NB_REDIS_PASSWORD: 'password-secret',
+        NB_REDIS_TLS: 'true',
+        NB_CLUSTER_SECRET: 'c',
+        NB_MESH_ADVERTISE_ADDRESS: '1.2.3.4:7946',
+      },
+      encoding: 'utf8',
+    });
+    expect(run.status).toBe(2);
+    expect(run.stderr).toBe(
+      'nb-cluster-relay: NB_REDIS_TLS: with NB_REDIS_URL, use a rediss:// URL instead\n',
+    );
+    const help = spawnSync(process.execPath, [CLI_PATH, '--help'], {
+      env: {
+        PATH: process.env.PATH,
+        NB_REDIS_PASSWORD: 'password-secret',
+        NB_REDIS_SENTINEL_PASSWORD: 'sentinel-secret',
+      },
+      encoding: 'utf8',
+    });
+    expect(help.status).toBe(0);
+    for (const name of [
+      'NB_REDIS_USERNAME',
+      'NB_REDIS_PASSWORD',
+      'NB_REDIS_SENTINEL_PASSWORD',
+      'NB_REDIS_TLS ',
+      'NB_REDIS_TLS_CA_FILE',
+      'credentials in NB_REDIS_URL win',
+    ]) {
+      expect(help.stdout).toContain(name);
+    }
+    expect(help.stdout).not.toMatch(/password-secret|sentinel-secret/);
   });
 
   it('the CLI refuses unknown flags and prints help on --help', () => {

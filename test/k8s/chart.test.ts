@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/relay-config.js';
 import { SETTINGS } from '../../src/config/settings.js';
 import { KUBERNETES_ENV } from '../../src/k8s/k8s-settings.js';
 import { KubeApiServer } from './support/kube-api-server.js';
@@ -43,6 +44,7 @@ describe('helm lint and template', () => {
         'sentinel-values.yaml',
         'existing-secrets-values.yaml',
         'redis-cluster-values.yaml',
+        'sentinel-auth-values.yaml',
         'standalone-values.yaml',
       ]),
     );
@@ -256,6 +258,97 @@ describe('chart output', () => {
     );
     expect(cluster.get('NB_REDIS_CLUSTER_NODES').value).toMatch(/^redis-cluster-0[^,]+:6379,redis-cluster-1/);
     expect(cluster.get('NB_K8S_ENABLED').value).toBe('false');
+  });
+
+  it('Redis credentials and TLS: from values into the chart Secret, or optional keys of an existing Secret', async () => {
+    // Inline: the ACL user as a value, its password in the chart's Secret; the relay accepts the result.
+    const inline = await renderChart(tools, { valuesFiles: ['redis-cluster-values.yaml'] });
+    const secretData = (one(inline, 'Secret') as any).data as Record<string, string>;
+    const decoded = (key: string): string => Buffer.from(secretData[key] ?? '', 'base64').toString();
+    expect(decoded('redis-password')).toBe('rc-redis-password');
+    const env = envOf(one(inline, 'Deployment'));
+    expect(env.get('NB_REDIS_USERNAME').value).toBe('relay');
+    expect(env.get('NB_REDIS_PASSWORD').valueFrom.secretKeyRef).toEqual({
+      name: 'relay-nb-cluster-relay',
+      key: 'redis-password',
+    });
+    expect(env.has('NB_REDIS_SENTINEL_PASSWORD')).toBe(false);
+    expect(env.has('NB_REDIS_TLS')).toBe(false);
+    const resolved: Record<string, string> = { NB_POD_NAME: 'relay-0', NB_POD_IP: '10.0.0.7' };
+    for (const [name, entry] of env) {
+      if (entry.value !== undefined) resolved[name] = entry.value;
+      else if (entry.valueFrom?.secretKeyRef) resolved[name] = decoded(entry.valueFrom.secretKeyRef.key);
+    }
+    expect(loadConfig([], resolved).cluster?.redis).toMatchObject({
+      clusterNodes: expect.arrayContaining([{ host: 'redis-cluster-0.redis-cluster.redis.svc', port: 6379 }]),
+      username: 'relay',
+      password: 'rc-redis-password',
+    });
+
+    // Bitnami-style Sentinel: both passwords from one existing Secret (keys optional), TLS with a CA.
+    const existing = await renderChart(tools, { valuesFiles: ['sentinel-auth-values.yaml'] });
+    expect(Object.keys((one(existing, 'Secret') as any).data).sort()).toEqual([
+      'auth-secret',
+      'cluster-secret',
+    ]);
+    const deployment = one(existing, 'Deployment');
+    const sentinel = envOf(deployment);
+    for (const name of ['NB_REDIS_PASSWORD', 'NB_REDIS_SENTINEL_PASSWORD']) {
+      expect(sentinel.get(name).valueFrom.secretKeyRef).toEqual({
+        name: 'redis',
+        key: 'redis-password',
+        optional: true,
+      });
+    }
+    expect(sentinel.get('NB_REDIS_TLS').value).toBe('true');
+    expect(sentinel.get('NB_REDIS_TLS_CA_FILE').value).toBe('/etc/nb-cluster-relay/redis-ca/ca.crt');
+    expect(container(deployment).volumeMounts).toContainEqual({
+      name: 'redis-ca',
+      mountPath: '/etc/nb-cluster-relay/redis-ca',
+      readOnly: true,
+    });
+    expect((deployment as any).spec.template.spec.volumes).toContainEqual({
+      name: 'redis-ca',
+      secret: { secretName: 'redis-crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] },
+    });
+
+    // An inline Sentinel password gets its own key; nothing about Redis auth without values.
+    const sentinelInline = await renderChart(tools, {
+      valuesFiles: ['sentinel-values.yaml'],
+      set: ['cluster.redis.sentinelPassword=s-pw'],
+    });
+    const sentinelSecret = (one(sentinelInline, 'Secret') as any).data as Record<string, string>;
+    expect(Buffer.from(sentinelSecret['redis-sentinel-password'] ?? '', 'base64').toString()).toBe('s-pw');
+    const sentinelEnv = envOf(one(sentinelInline, 'Deployment'));
+    expect(sentinelEnv.get('NB_REDIS_SENTINEL_PASSWORD').valueFrom.secretKeyRef).toEqual({
+      name: 'relay-nb-cluster-relay',
+      key: 'redis-sentinel-password',
+    });
+    expect(sentinelEnv.has('NB_REDIS_PASSWORD')).toBe(false);
+    const minimal = envOf(one(await renderChart(tools, { valuesFiles: MINIMAL }), 'Deployment'));
+    for (const name of [
+      'NB_REDIS_USERNAME',
+      'NB_REDIS_PASSWORD',
+      'NB_REDIS_SENTINEL_PASSWORD',
+      'NB_REDIS_TLS',
+    ]) {
+      expect(minimal.has(name)).toBe(false);
+    }
+  });
+
+  it('Redis auth values the relay would refuse are refused at render time', async () => {
+    await expect(
+      renderChart(tools, { valuesFiles: MINIMAL, set: ['cluster.redis.sentinelPassword=x'] }),
+    ).rejects.toThrow(/cluster\.redis\.sentinelPassword needs cluster\.redis\.mode=sentinel/);
+    await expect(
+      renderChart(tools, { valuesFiles: MINIMAL, set: ['cluster.redis.username=relay'] }),
+    ).rejects.toThrow(/cluster\.redis\.username needs cluster\.redis\.password/);
+    await expect(
+      renderChart(tools, { valuesFiles: MINIMAL, set: ['cluster.redis.tls.enabled=true'] }),
+    ).rejects.toThrow(/rediss:\/\//);
+    await expect(
+      renderChart(tools, { valuesFiles: ['sentinel-values.yaml'], set: ['cluster.redis.tls.caSecret=ca'] }),
+    ).rejects.toThrow(/cluster\.redis\.tls\.caSecret needs cluster\.redis\.tls\.enabled/);
   });
 
   it('secrets from values or from existing Secrets', async () => {

@@ -1,17 +1,111 @@
 import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { RedisOptions } from '../../src/config/cluster-options.js';
+import { loadConfig } from '../../src/config/relay-config.js';
 import type { PeerEvent } from '../../src/registry/peer-registry.js';
-import type { RedisRegistry } from '../../src/registry/redis-registry.js';
+import { createRedisConnections } from '../../src/registry/redis-clients.js';
+import { RedisKeys } from '../../src/registry/redis-keys.js';
+import { RedisRegistryMetrics } from '../../src/registry/redis-registry-metrics.js';
+import { RedisRegistry, RegistryUnavailableError } from '../../src/registry/redis-registry.js';
 import { eventually, peer, startRegistry } from '../cluster/cluster-test-kit.js';
-import { RedisClusterSetup, RedisSentinelSetup, stopAllRedis } from '../support/redis-server.js';
+import {
+  redisCli,
+  RedisClusterSetup,
+  RedisSentinelSetup,
+  RedisServer,
+  stopAllRedis,
+} from '../support/redis-server.js';
+import { createSelfSignedCert, type SelfSignedCert } from '../support/self-signed-cert.js';
 
 const open: RedisRegistry[] = [];
+const certs: SelfSignedCert[] = [];
 
 afterAll(async () => {
   await Promise.all(open.splice(0).map((registry) => registry.close()));
   await stopAllRedis();
+  for (const cert of certs.splice(0)) cert.remove();
 });
+
+/** The Redis options the relay builds from these NB_* variables (cluster mode). */
+function redisFromEnv(env: Record<string, string>): RedisOptions {
+  const config = loadConfig([], {
+    NB_EXPOSED_ADDRESS: 'rels://relay.example.com:443',
+    NB_AUTH_SECRET: 'x',
+    NB_CLUSTER_SECRET: 'c',
+    NB_MESH_ADVERTISE_ADDRESS: '127.0.0.1:7946',
+    ...env,
+  });
+  return config.cluster!.redis;
+}
+
+/** A registry whose (debug) log lines are kept; start() does not wait for Redis. */
+async function startLoggedRegistry(
+  options: RedisOptions,
+  instanceId: string,
+): Promise<{ registry: RedisRegistry; lines: string[] }> {
+  const lines: string[] = [];
+  const registry = new RedisRegistry({
+    connections: createRedisConnections(options, `test-${instanceId}`),
+    keys: new RedisKeys(options.keyPrefix),
+    instanceId,
+    logger: pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) }),
+    metrics: new RedisRegistryMetrics(new Registry()),
+  });
+  open.push(registry);
+  await registry.start(0);
+  return { registry, lines };
+}
+
+/**
+ * Bad credentials: the registry never becomes healthy, its readiness reason and register()'s
+ * refusal say why, the failure is logged once at warn however often the client retries, and no
+ * password appears in any log line.
+ */
+async function expectRefused(
+  options: RedisOptions,
+  instanceId: string,
+  reason: RegExp,
+  secrets: string[],
+): Promise<void> {
+  const { registry, lines } = await startLoggedRegistry(options, instanceId);
+  const logs = (): { level: number; msg: string; connection?: string; reason?: string }[] =>
+    lines.map((line) => JSON.parse(line));
+  const failures = (): number =>
+    logs().filter((l) => l.connection === 'command' && l.msg === 'redis connection error').length;
+  // The client keeps retrying: wait until failures have come back (logged at debug) twice.
+  await eventually(() => failures() >= 2, 20_000);
+  expect(registry.isHealthy()).toBe(false);
+  expect(registry.unhealthyReason()).toMatch(/^redis unreachable: authentication failed/);
+  expect(registry.unhealthyReason()).toMatch(reason);
+  const refused = registry.register(peer(`${instanceId}-peer`));
+  await expect(refused).rejects.toThrow(RegistryUnavailableError);
+  await expect(refused).rejects.toThrow(reason);
+  const warnings = logs().filter(
+    (l) => l.connection === 'command' && l.msg === 'redis connection failed; retrying',
+  );
+  expect(warnings.length).toBeGreaterThan(0);
+  for (const warning of warnings) {
+    expect(warning).toMatchObject({ level: 40 });
+    expect(warning.reason).toMatch(reason);
+  }
+  // Each distinct failure once, although the client has retried more often than that.
+  const reasons = warnings.map((warning) => warning.reason);
+  expect(new Set(reasons).size).toBe(reasons.length);
+  const text = lines.join('');
+  for (const secret of secrets) expect(text).not.toContain(secret);
+  await registry.close();
+}
+
+/** The Redis user of each connection named `name` on `server`, as CLIENT LIST reports them. */
+async function clientUsers(server: RedisServer, name: string): Promise<string[]> {
+  const list = await redisCli(server.port, ['CLIENT', 'LIST'], server.access);
+  return list
+    .split('\n')
+    .filter((line) => line.includes(` name=${name} `))
+    .map((line) => /\buser=(\S+)/.exec(line)?.[1] ?? '?');
+}
 
 /** The main registry scenario: replace across instances in order, stale unregister no-op, unregister. */
 async function mainScenario(options: RedisOptions, label: string): Promise<void> {
@@ -111,4 +205,167 @@ describe('Redis deployments', () => {
     await mainScenario({ clusterNodes: setup.hostPorts, keyPrefix: 'nbcluster' }, 'cluster');
     await setup.stop();
   }, 90_000);
+});
+
+describe('Redis deployments with authentication', () => {
+  it('Sentinel with passwords on the data nodes and on the Sentinel: main scenario; wrong passwords are refused and reported', async () => {
+    const setup = await RedisSentinelSetup.start({
+      access: { password: 'data-pw-1' },
+      sentinelPassword: 'sentinel-pw-1',
+    });
+    const sentinels = `127.0.0.1:${setup.sentinelPort}`;
+    const options = redisFromEnv({
+      NB_REDIS_SENTINELS: sentinels,
+      NB_REDIS_SENTINEL_NAME: setup.masterName,
+      NB_REDIS_PASSWORD: 'data-pw-1',
+      NB_REDIS_SENTINEL_PASSWORD: 'sentinel-pw-1',
+      NB_REDIS_KEY_PREFIX: 'nbsentinelauth',
+    });
+    await mainScenario(options, 'sentinel-auth');
+
+    // The Sentinel accepts us, the primary does not.
+    await expectRefused(
+      { ...options, password: 'wrong-data-pw' },
+      'sentinel-wrong-data',
+      /WRONGPASS.*check NB_REDIS_USERNAME \/ NB_REDIS_PASSWORD/,
+      ['wrong-data-pw', 'data-pw-1', 'sentinel-pw-1'],
+    );
+    // The Sentinel itself refuses us: no primary address at all.
+    await expectRefused(
+      { ...options, sentinelPassword: 'wrong-sentinel-pw' },
+      'sentinel-wrong-sentinel',
+      /sentinel.*WRONGPASS.*check NB_REDIS_SENTINEL_PASSWORD/i,
+      ['wrong-sentinel-pw', 'data-pw-1', 'sentinel-pw-1'],
+    );
+    // No Sentinel password given to a Sentinel that wants one.
+    const { sentinelPassword: _, ...withoutSentinelPassword } = options;
+    await expectRefused(
+      withoutSentinelPassword,
+      'sentinel-no-password',
+      /sentinel.*NOAUTH.*check NB_REDIS_SENTINEL_PASSWORD/i,
+      ['data-pw-1'],
+    );
+    await setup.stop();
+  }, 120_000);
+
+  it('Redis Cluster with a password on every node: main scenario; a wrong password is refused and reported', async () => {
+    const setup = await RedisClusterSetup.start(3, { password: 'cluster-pw-1' });
+    const options = redisFromEnv({
+      NB_REDIS_CLUSTER_NODES: setup.hostPorts.map(({ host, port }) => `${host}:${port}`).join(','),
+      NB_REDIS_PASSWORD: 'cluster-pw-1',
+      NB_REDIS_KEY_PREFIX: 'nbclusterauth',
+    });
+    await mainScenario(options, 'cluster-auth');
+    await expectRefused(
+      { ...options, password: 'wrong-cluster-pw' },
+      'cluster-wrong',
+      /Failed to refresh slots cache.*WRONGPASS.*check NB_REDIS_USERNAME \/ NB_REDIS_PASSWORD/,
+      ['wrong-cluster-pw', 'cluster-pw-1'],
+    );
+    await setup.stop();
+  }, 120_000);
+
+  it('an ACL user, given in the URL or as NB_REDIS_USERNAME / NB_REDIS_PASSWORD', async () => {
+    const server = await RedisServer.start([], undefined, { password: 'default-pw' });
+    await redisCli(
+      server.port,
+      ['ACL', 'SETUSER', 'relay', 'on', '>relay-pw', '~*', '&*', '+@all'],
+      server.access,
+    );
+    const address = `127.0.0.1:${server.port}`;
+    const ways: [string, Record<string, string>][] = [
+      ['acl-url', { NB_REDIS_URL: `redis://relay:relay-pw@${address}` }],
+      [
+        'acl-settings',
+        { NB_REDIS_URL: `redis://${address}`, NB_REDIS_USERNAME: 'relay', NB_REDIS_PASSWORD: 'relay-pw' },
+      ],
+      // Credentials in the URL win over NB_REDIS_PASSWORD.
+      ['acl-url-wins', { NB_REDIS_URL: `redis://relay:relay-pw@${address}`, NB_REDIS_PASSWORD: 'ignored' }],
+    ];
+    for (const [label, env] of ways) {
+      const { registry, events } = await startRegistry(
+        redisFromEnv({ ...env, NB_REDIS_KEY_PREFIX: label }),
+        label,
+      );
+      open.push(registry);
+      expect(registry.isHealthy()).toBe(true);
+      const p = peer(`${label}-peer`);
+      const registration = await registry.register(p);
+      await events.waitFor(() => events.of(p).length === 1);
+      expect(await registry.unregister(registration)).toBe(true);
+      // Both connections (commands and the event subscription) are the ACL user's.
+      expect(await clientUsers(server, `test-${label}`)).toEqual(['relay', 'relay']);
+      await registry.close();
+    }
+    await expectRefused(
+      redisFromEnv({
+        NB_REDIS_URL: `redis://${address}`,
+        NB_REDIS_USERNAME: 'relay',
+        NB_REDIS_PASSWORD: 'nope-pw',
+      }),
+      'acl-wrong',
+      /WRONGPASS/,
+      ['nope-pw', 'relay-pw', 'default-pw'],
+    );
+    await server.stop();
+  }, 60_000);
+});
+
+describe('Redis deployments over TLS', () => {
+  it('Redis Cluster over TLS with a password (NB_REDIS_TLS + NB_REDIS_TLS_CA_FILE): main scenario', async () => {
+    const cert = createSelfSignedCert();
+    certs.push(cert);
+    const setup = await RedisClusterSetup.start(3, { password: 'tls-cluster-pw', tls: cert });
+    const options = redisFromEnv({
+      NB_REDIS_CLUSTER_NODES: setup.hostPorts.map(({ host, port }) => `${host}:${port}`).join(','),
+      NB_REDIS_PASSWORD: 'tls-cluster-pw',
+      NB_REDIS_TLS: 'true',
+      NB_REDIS_TLS_CA_FILE: cert.certFile,
+      NB_REDIS_KEY_PREFIX: 'nbclustertls',
+    });
+    await mainScenario(options, 'cluster-tls');
+    await setup.stop();
+  }, 120_000);
+
+  it('Sentinel over TLS (data nodes and Sentinel) with passwords: main scenario', async () => {
+    const cert = createSelfSignedCert();
+    certs.push(cert);
+    const setup = await RedisSentinelSetup.start({
+      access: { password: 'tls-data-pw', tls: cert },
+      sentinelPassword: 'tls-sentinel-pw',
+    });
+    const options = redisFromEnv({
+      NB_REDIS_SENTINELS: `127.0.0.1:${setup.sentinelPort}`,
+      NB_REDIS_SENTINEL_NAME: setup.masterName,
+      NB_REDIS_PASSWORD: 'tls-data-pw',
+      NB_REDIS_SENTINEL_PASSWORD: 'tls-sentinel-pw',
+      NB_REDIS_TLS: 'true',
+      NB_REDIS_TLS_CA_FILE: cert.certFile,
+      NB_REDIS_KEY_PREFIX: 'nbsentineltls',
+    });
+    await mainScenario(options, 'sentinel-tls');
+    await setup.stop();
+  }, 120_000);
+
+  it('rediss:// URL verified with NB_REDIS_TLS_CA_FILE; without it the certificate is refused and reported', async () => {
+    const cert = createSelfSignedCert();
+    certs.push(cert);
+    const server = await RedisServer.start([], undefined, { tls: cert });
+    const url = `rediss://127.0.0.1:${server.port}`;
+    const { registry } = await startRegistry(
+      redisFromEnv({
+        NB_REDIS_URL: url,
+        NB_REDIS_TLS_CA_FILE: cert.certFile,
+        NB_REDIS_KEY_PREFIX: 'nburltls',
+      }),
+      'url-tls',
+    );
+    open.push(registry);
+    expect(registry.isHealthy()).toBe(true);
+    await registry.register(peer('url-tls-peer'));
+    const untrusted = await startLoggedRegistry(redisFromEnv({ NB_REDIS_URL: url }), 'url-tls-untrusted');
+    await eventually(() => untrusted.registry.unhealthyReason()?.includes('certificate'), 10_000);
+    expect(untrusted.registry.unhealthyReason()).toMatch(/^redis unreachable: .*self[- ]signed certificate/);
+    await server.stop();
+  }, 60_000);
 });

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from './free-port.js';
+import type { SelfSignedCert } from './self-signed-cert.js';
 
 /**
  * Private redis-server processes for tests, on free loopback ports (never the
@@ -53,19 +54,59 @@ async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 
   throw new Error(`timed out waiting for ${what}`);
 }
 
+/** How a client reaches a protected server: its password, and TLS with this certificate as CA. */
+export interface RedisAccess {
+  readonly password?: string;
+  readonly tls?: SelfSignedCert;
+}
+
+/** Server settings (name, value) for a password (also used towards a primary) and TLS-only ports. */
+function securitySettings(port: number, { password, tls }: RedisAccess): [string, string][] {
+  const settings: [string, string][] = password
+    ? [
+        ['requirepass', password],
+        ['masterauth', password],
+      ]
+    : [];
+  if (tls) {
+    settings.push(['port', '0'], ['tls-port', String(port)], ['tls-cert-file', tls.certFile]);
+    settings.push(['tls-key-file', tls.keyFile], ['tls-ca-cert-file', tls.certFile]);
+    settings.push(['tls-auth-clients', 'no'], ['tls-replication', 'yes'], ['tls-cluster', 'yes']);
+  }
+  return settings;
+}
+
+/** redis-cli arguments that authenticate and speak TLS like `access` says. */
+function cliAccess({ password, tls }: RedisAccess = {}): string[] {
+  return [
+    ...(password ? ['-a', password, '--no-auth-warning'] : []),
+    ...(tls ? ['--tls', '--cacert', tls.certFile] : []),
+  ];
+}
+
+async function answersPing(port: number, access: RedisAccess): Promise<boolean> {
+  if (!access.password && !access.tls) return (await redisCommand(port, 'PING')).startsWith('+PONG');
+  return (await redisCli(port, ['PING'], access)).trim() === 'PONG';
+}
+
 export class RedisServer {
   readonly port: number;
+  readonly access: RedisAccess;
   readonly #args: string[];
   #child: ChildProcess | undefined;
 
-  private constructor(port: number, args: string[]) {
+  private constructor(port: number, args: string[], access: RedisAccess) {
     this.port = port;
+    this.access = access;
     this.#args = args;
   }
 
-  /** Starts an empty, non-persistent redis-server; `args` are extra command-line settings. */
-  static async start(args: string[] = [], port?: number): Promise<RedisServer> {
-    const server = new RedisServer(port ?? (await freePort()), args);
+  /**
+   * Starts an empty, non-persistent redis-server; `args` are extra command-line settings;
+   * `access`: require this password (and use it towards a primary), serve only TLS.
+   */
+  static async start(args: string[] = [], port?: number, access: RedisAccess = {}): Promise<RedisServer> {
+    const server = new RedisServer(port ?? (await freePort()), args, access);
     await server.#spawn();
     return server;
   }
@@ -81,16 +122,17 @@ export class RedisServer {
   async #spawn(): Promise<void> {
     const child = spawn(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...this.#args],
+      [
+        ...['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+        ...securitySettings(this.port, this.access).flatMap(([name, value]) => [`--${name}`, value]),
+        ...this.#args,
+      ],
       { stdio: 'ignore' },
     );
     running.add(child);
     child.once('exit', () => running.delete(child));
     this.#child = child;
-    await waitFor(
-      async () => (await redisCommand(this.port, 'PING')).startsWith('+PONG'),
-      `redis on ${this.port}`,
-    );
+    await waitFor(() => answersPing(this.port, this.access), `redis on ${this.port}`);
   }
 
   /** kill -9: no goodbye to clients, data gone. */
@@ -129,15 +171,23 @@ export class RedisSentinelSetup {
   primary!: RedisServer;
   replica!: RedisServer;
   sentinelPort!: number;
+  /** How clients reach the Sentinel (its own password; TLS like the data nodes). */
+  sentinelAccess: RedisAccess = {};
   #sentinel: ChildProcess | undefined;
   #dir: string | undefined;
 
-  static async start(): Promise<RedisSentinelSetup> {
+  /** `access`: password and TLS of the data nodes; `sentinelPassword`: the Sentinel's own. */
+  static async start(
+    options: { access?: RedisAccess; sentinelPassword?: string } = {},
+  ): Promise<RedisSentinelSetup> {
     const setup = new RedisSentinelSetup();
-    setup.primary = await RedisServer.start();
-    setup.replica = await RedisServer.start(['--replicaof', '127.0.0.1', String(setup.primary.port)]);
+    const access = options.access ?? {};
+    setup.sentinelAccess = { password: options.sentinelPassword, tls: access.tls };
+    setup.primary = await RedisServer.start([], undefined, access);
+    const primaryPort = String(setup.primary.port);
+    setup.replica = await RedisServer.start(['--replicaof', '127.0.0.1', primaryPort], undefined, access);
     await waitFor(
-      async () => (await infoField(setup.replica.port, 'replication', 'master_link_status')) === 'up',
+      async () => (await infoField(setup.replica, 'replication', 'master_link_status')) === 'up',
       'replica in sync',
     );
     setup.sentinelPort = await freePort();
@@ -153,6 +203,11 @@ export class RedisSentinelSetup {
         `sentinel down-after-milliseconds ${setup.masterName} 1000`,
         `sentinel failover-timeout ${setup.masterName} 5000`,
         `sentinel parallel-syncs ${setup.masterName} 1`,
+        ...(access.password ? [`sentinel auth-pass ${setup.masterName} ${access.password}`] : []),
+        ...securitySettings(setup.sentinelPort, { ...setup.sentinelAccess, password: undefined }).map(
+          (setting) => setting.join(' '),
+        ),
+        ...(options.sentinelPassword ? [`requirepass ${options.sentinelPassword}`] : []),
         '',
       ].join('\n'),
     );
@@ -160,20 +215,16 @@ export class RedisSentinelSetup {
     running.add(child);
     child.once('exit', () => running.delete(child));
     setup.#sentinel = child;
-    await waitFor(
-      async () => (await redisCommand(setup.sentinelPort, 'PING')).startsWith('+PONG'),
-      'sentinel up',
-    );
-    await waitFor(
-      async () => (await sentinelMaster(setup.sentinelPort, setup.masterName)) !== undefined,
-      'sentinel',
-    );
+    await waitFor(() => answersPing(setup.sentinelPort, setup.sentinelAccess), 'sentinel up');
+    await waitFor(async () => (await setup.currentPrimaryPort()) !== undefined, 'sentinel');
     return setup;
   }
 
   /** The port sentinel currently reports as primary. */
   async currentPrimaryPort(): Promise<number | undefined> {
-    return await sentinelMaster(this.sentinelPort, this.masterName);
+    const args = ['SENTINEL', 'get-master-addr-by-name', this.masterName];
+    const lines = (await redisCli(this.sentinelPort, args, this.sentinelAccess)).trim().split('\n');
+    return lines.length === 2 ? Number(lines[1]) : undefined;
   }
 
   async stop(): Promise<void> {
@@ -183,21 +234,18 @@ export class RedisSentinelSetup {
   }
 }
 
-async function sentinelMaster(port: number, name: string): Promise<number | undefined> {
-  const lines = (await redisCli(port, ['SENTINEL', 'get-master-addr-by-name', name])).trim().split('\n');
-  return lines.length === 2 ? Number(lines[1]) : undefined;
+async function infoField(server: RedisServer, section: string, field: string): Promise<string | undefined> {
+  const info = await redisCli(server.port, ['INFO', section], server.access);
+  return new RegExp(`${field}:([^\\r\\n]*)`).exec(info)?.[1];
 }
 
-async function infoField(port: number, section: string, field: string): Promise<string | undefined> {
-  const match = new RegExp(`${field}:([^\\r\\n]*)`).exec(await redisCli(port, ['INFO', section]));
-  return match?.[1];
-}
-
-/** Runs redis-cli with raw output. */
-export async function redisCli(port: number, args: string[]): Promise<string> {
-  const { stdout } = await promisify(execFile)('redis-cli', ['-p', String(port), '--raw', ...args], {
-    timeout: 3_000,
-  });
+/** Runs redis-cli with raw output (authenticating and over TLS as `access` says). */
+export async function redisCli(port: number, args: string[], access?: RedisAccess): Promise<string> {
+  const { stdout } = await promisify(execFile)(
+    'redis-cli',
+    ['-p', String(port), '--raw', ...cliAccess(access), ...args],
+    { timeout: 3_000 },
+  );
   return stdout;
 }
 
@@ -206,7 +254,8 @@ export class RedisClusterSetup {
   readonly nodes: RedisServer[] = [];
   #dir: string | undefined;
 
-  static async start(size = 3): Promise<RedisClusterSetup> {
+  /** `access`: password (requirepass and masterauth) and TLS (client and bus) of every node. */
+  static async start(size = 3, access: RedisAccess = {}): Promise<RedisClusterSetup> {
     const setup = new RedisClusterSetup();
     setup.#dir = mkdtempSync(join(tmpdir(), 'nb-cluster-'));
     for (let i = 0; i < size; i++) {
@@ -228,17 +277,19 @@ export class RedisClusterSetup {
             setup.#dir,
           ],
           port,
+          access,
         ),
       );
     }
+    const addresses = setup.nodes.map((node) => `127.0.0.1:${node.port}`);
     await promisify(execFile)(
       'redis-cli',
-      ['--cluster', 'create', ...setup.nodes.map((node) => `127.0.0.1:${node.port}`), '--cluster-yes'],
+      [...cliAccess(access), '--cluster', 'create', ...addresses, '--cluster-yes'],
       { timeout: 20_000 },
     );
     for (const node of setup.nodes) {
       await waitFor(
-        async () => (await redisCli(node.port, ['CLUSTER', 'INFO'])).includes('cluster_state:ok'),
+        async () => (await redisCli(node.port, ['CLUSTER', 'INFO'], access)).includes('cluster_state:ok'),
         'cluster state ok',
       );
     }

@@ -78,7 +78,15 @@ app.kubernetes.io/name={{ include "nbrelay.name" . }},app.kubernetes.io/instance
 
 {{/* True when the chart must create its own Secret. */}}
 {{- define "nbrelay.needsSecret" -}}
-{{- if or (not .Values.auth.existingSecret) (and .Values.cluster.enabled (not .Values.cluster.existingSecret)) (and .Values.cluster.enabled (eq .Values.cluster.redis.mode "url") (not .Values.cluster.redis.existingSecret)) -}}
+{{- if or (not .Values.auth.existingSecret) (and .Values.cluster.enabled (not .Values.cluster.existingSecret)) (and .Values.cluster.enabled (eq .Values.cluster.redis.mode "url") (not .Values.cluster.redis.existingSecret)) (include "nbrelay.redisPasswordsInline" .) -}}
+true
+{{- end }}
+{{- end }}
+
+{{/* True when Redis passwords are given as values (stored in the chart's Secret). */}}
+{{- define "nbrelay.redisPasswordsInline" -}}
+{{- $redis := .Values.cluster.redis }}
+{{- if and .Values.cluster.enabled (not $redis.existingSecret) (or $redis.password (and (eq $redis.mode "sentinel") $redis.sentinelPassword)) -}}
 true
 {{- end }}
 {{- end }}
@@ -114,6 +122,19 @@ true
 {{- end }}
 {{- if and (eq $mode "cluster") (not .Values.cluster.redis.clusterNodes) }}
 {{- fail "cluster.redis.mode=cluster needs cluster.redis.clusterNodes" }}
+{{- end }}
+{{- $redis := .Values.cluster.redis }}
+{{- if and $redis.sentinelPassword (ne $mode "sentinel") }}
+{{- fail "cluster.redis.sentinelPassword needs cluster.redis.mode=sentinel (NB_REDIS_SENTINEL_PASSWORD)" }}
+{{- end }}
+{{- if and $redis.username (not $redis.password) (not $redis.existingSecret) }}
+{{- fail "cluster.redis.username needs cluster.redis.password or cluster.redis.existingSecret (NB_REDIS_PASSWORD)" }}
+{{- end }}
+{{- if and $redis.tls.enabled (eq $mode "url") }}
+{{- fail "cluster.redis.tls.enabled is for modes sentinel and cluster; in mode url use a rediss:// URL" }}
+{{- end }}
+{{- if and $redis.tls.caSecret (ne $mode "url") (not $redis.tls.enabled) }}
+{{- fail "cluster.redis.tls.caSecret needs cluster.redis.tls.enabled (NB_REDIS_TLS)" }}
 {{- end }}
 {{- end }}
 {{- if and .Values.relay.tls.enabled (not .Values.relay.tls.secretName) }}
