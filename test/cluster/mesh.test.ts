@@ -103,6 +103,17 @@ async function linked(a: MeshNode, b: MeshNode): Promise<void> {
   await eventually(() => a.mesh.link(b.id)?.isUp && b.mesh.link(a.id)?.isUp);
 }
 
+/** Nodes a, b and c that know each other, with a's links to b and c up. */
+async function threeNodesLinkedToA(): Promise<[MeshNode, MeshNode, MeshNode]> {
+  const a = await meshNode('a-instance');
+  const b = await meshNode('b-instance');
+  const c = await meshNode('c-instance');
+  introduce(a, b, c);
+  await linked(a, b);
+  await linked(a, c);
+  return [a, b, c];
+}
+
 /** Opens a raw mesh connection with chosen headers; resolves with how it ended. */
 function rawDial(
   port: number,
@@ -242,12 +253,7 @@ describe('mesh', () => {
   });
 
   it('carries a shed request to the instance it is meant for, ahead of queued traffic', async () => {
-    const a = await meshNode('a-instance');
-    const b = await meshNode('b-instance');
-    const c = await meshNode('c-instance');
-    introduce(a, b, c);
-    await linked(a, b);
-    await linked(a, c);
+    const [a, b, c] = await threeNodesLinkedToA();
     const pb = peer('on-b');
     b.local.add(pb);
     for (let i = 0; i < 100; i++) a.mesh.forward(b.id, pb, transport(peer('s'), `m${i}`));
@@ -262,12 +268,7 @@ describe('mesh', () => {
   });
 
   it('drops the links to a pod that left the Kubernetes Service and does not redial it from heartbeats', async () => {
-    const a = await meshNode('a-instance');
-    const b = await meshNode('b-instance');
-    const c = await meshNode('c-instance');
-    introduce(a, b, c);
-    await linked(a, b);
-    await linked(a, c);
+    const [a, b, c] = await threeNodesLinkedToA();
     const allPods = new Set([`pod-${b.id}`, `pod-${c.id}`]);
     a.mesh.updateSiblingPods(allPods);
     expect(a.mesh.link(c.id)?.isUp).toBe(true);
