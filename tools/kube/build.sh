@@ -5,6 +5,7 @@
 #   helm            helm.sh/helm/v3/cmd/helm
 #   yaml2json       tools/kube/cmd/yaml2json: YAML stream -> JSON array, for the chart tests
 #   crds/           the prometheus-operator CRDs (ServiceMonitor, PrometheusRule) from its Go module
+#   promtool        github.com/prometheus/prometheus/cmd/promtool: checks and unit-tests the alert rules
 # Idempotent: a tool whose binary exists and whose stamp names the same version is skipped.
 # Environment: KUBE_BIN_DIR (default <repo>/.cache/kube-bin), GOFLAGS (e.g. -p=1 on a busy machine).
 set -euo pipefail
@@ -24,6 +25,7 @@ HELM_VERSION="v3.22.0"
 HELM_K8S_MINOR="37" # helm v3.22 is built on the k8s.io v0.37 libraries
 HELM_STAMP="$HELM_VERSION+k8s1.$HELM_K8S_MINOR"
 PROMETHEUS_OPERATOR_VERSION="v0.85.0"
+PROMETHEUS_VERSION="v0.316.0" # the Go module's tag of Prometheus 3.x; promtool is built from it
 # kubernetes and etcd versions come from tools/kube/go.mod.
 KUBERNETES_VERSION="$(cd "$here" && go list -m -f '{{.Version}}' k8s.io/kubernetes)"
 ETCD_VERSION="$(cd "$here" && go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)"
@@ -114,6 +116,15 @@ else
   chmod u+w "$bin"/crds/*
   printf '%s\n' "$PROMETHEUS_OPERATOR_VERSION" >"$bin/crds.version"
   log "prometheus-operator CRDs $PROMETHEUS_OPERATOR_VERSION copied"
+fi
+
+if up_to_date promtool "$PROMETHEUS_VERSION"; then
+  log "promtool $PROMETHEUS_VERSION cached"
+else
+  log "building promtool $PROMETHEUS_VERSION"
+  timed promtool env GOBIN="$bin" GOWORK=off go install -trimpath -ldflags="-s -w" \
+    "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION"
+  stamp promtool "$PROMETHEUS_VERSION"
 fi
 
 log "ready in $bin"

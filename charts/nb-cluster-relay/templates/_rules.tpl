@@ -80,5 +80,5 @@ checks the two stay identical). Metric names are those the relay exports.
         severity: warning
       annotations:
         summary: No relay pod holds the leader Lease in {{ "{{ $labels.namespace }}" }}
-        description: Rebalancing and leader-only clean-up are paused; check the Lease and the chart's Role.
+        description: Connection rebalancing is paused (relaying and clean-up of dead pods go on); check the Lease and the chart's Role.
 {{- end }}

@@ -18,6 +18,8 @@ export interface KubeTools {
   yaml2json: string;
   /** Directory of the prometheus-operator CRD manifests. */
   crdDir: string;
+  /** Prometheus' rule checker and rule unit-test runner. */
+  promtool: string;
 }
 
 /** First uncached build of kube-apiserver can take a long time on a small, busy machine. */
@@ -49,6 +51,7 @@ export function ensureKubeTools(): Promise<KubeTools> {
       helm: join(KUBE_BIN_DIR, 'helm'),
       yaml2json: join(KUBE_BIN_DIR, 'yaml2json'),
       crdDir: join(KUBE_BIN_DIR, 'crds'),
+      promtool: join(KUBE_BIN_DIR, 'promtool'),
     };
     for (const path of Object.values(tools)) {
       if (!existsSync(path)) throw new Error(`tools/kube/build.sh did not produce ${path}`);
