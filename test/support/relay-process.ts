@@ -11,6 +11,8 @@ export interface RelayProcessOptions {
   env?: Record<string, string>;
   /** Exposed address; defaults to this process's own rel:// URL. */
   exposedAddress?: string;
+  /** The CLI to run (default: this checkout's dist/cli.js). */
+  cliPath?: string;
 }
 
 /** One relay process started from dist/cli.js on free loopback ports. */
@@ -56,7 +58,7 @@ export class RelayProcess {
 
   static async #spawn(options: RelayProcessOptions): Promise<RelayProcess> {
     const [port, healthPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
-    const child = spawn(process.execPath, [CLI_PATH], {
+    const child = spawn(process.execPath, [options.cliPath ?? CLI_PATH], {
       env: {
         PATH: process.env.PATH,
         NB_LISTEN_ADDRESS: `127.0.0.1:${port}`,
