@@ -205,6 +205,49 @@ describe('Redis deployments', () => {
     await mainScenario({ clusterNodes: setup.hostPorts, keyPrefix: 'nbcluster' }, 'cluster');
     await setup.stop();
   }, 90_000);
+
+  it('Redis Cluster: the event subscription moves to another seed when its node dies, and events flow again', async () => {
+    // 3 masters with a replica each: killing a master promotes its replica (node timeout 2 s).
+    const setup = await RedisClusterSetup.start(6, {}, 1);
+    const options: RedisOptions = { clusterNodes: setup.hostPorts, keyPrefix: 'nbclusterfail' };
+    const seed = setup.nodes[0]!;
+    expect(await redisCli(seed.port, ['ROLE'])).toMatch(/^master/);
+    const a = await startRegistry(options, 'seedfail-A');
+    const b = await startRegistry(options, 'seedfail-B');
+    open.push(a.registry, b.registry);
+    // Both subscribers listen on the first seed.
+    const subscribed = async (): Promise<number> =>
+      Number((await redisCli(seed.port, ['PUBSUB', 'NUMSUB', 'nbclusterfail:events'])).split('\n')[1]);
+    expect(await subscribed()).toBe(2);
+    const before = peer('before-seed-death');
+    await b.registry.register(before);
+    await a.events.waitFor(() => a.events.of(before).length === 1);
+
+    const seedId = (await redisCli(seed.port, ['CLUSTER', 'MYID'])).trim();
+    await seed.kill();
+    // Failed over: the dead master is marked failed and holds no slots any more (its replica took them).
+    await eventually(async () => {
+      const survivor = setup.nodes[1]!.port;
+      const nodes = await redisCli(survivor, ['CLUSTER', 'NODES']).catch(() => '');
+      const dead = nodes.split('\n').find((line) => line.startsWith(seedId)) ?? '';
+      const state = await redisCli(survivor, ['CLUSTER', 'INFO']).catch(() => '');
+      return /\bfail\b/.test(dead) && !/\d+-\d+/.test(dead) && state.includes('cluster_state:ok')
+        ? true
+        : undefined;
+    }, 30_000);
+    await eventually(() => a.registry.isHealthy() && b.registry.isHealthy(), 30_000).catch((err: unknown) => {
+      throw new Error(`${String(err)}: ${a.registry.unhealthyReason()} / ${b.registry.unhealthyReason()}`);
+    });
+    const after = peer('after-seed-death');
+    // The command side may still see the old slot owner for a moment: retry until it registers.
+    await eventually(
+      async () => ((await b.registry.register(after).catch(() => undefined)) ? true : undefined),
+      15_000,
+    );
+    await a.events.waitFor(() => a.events.of(after).length === 1, 10_000);
+    expect(a.events.of(after)).toEqual(['online:seedfail-B']);
+    await setup.stop();
+  }, 120_000);
 });
 
 describe('Redis deployments with authentication', () => {

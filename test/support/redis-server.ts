@@ -254,8 +254,11 @@ export class RedisClusterSetup {
   readonly nodes: RedisServer[] = [];
   #dir: string | undefined;
 
-  /** `access`: password (requirepass and masterauth) and TLS (client and bus) of every node. */
-  static async start(size = 3, access: RedisAccess = {}): Promise<RedisClusterSetup> {
+  /**
+   * `access`: password (requirepass and masterauth) and TLS (client and bus) of every node.
+   * `replicas` per master: `size` counts them (6 nodes with 1 replica = 3 masters).
+   */
+  static async start(size = 3, access: RedisAccess = {}, replicas = 0): Promise<RedisClusterSetup> {
     const setup = new RedisClusterSetup();
     setup.#dir = mkdtempSync(join(tmpdir(), 'nb-cluster-'));
     for (let i = 0; i < size; i++) {
@@ -284,7 +287,15 @@ export class RedisClusterSetup {
     const addresses = setup.nodes.map((node) => `127.0.0.1:${node.port}`);
     await promisify(execFile)(
       'redis-cli',
-      [...cliAccess(access), '--cluster', 'create', ...addresses, '--cluster-yes'],
+      [
+        ...cliAccess(access),
+        '--cluster',
+        'create',
+        ...addresses,
+        '--cluster-replicas',
+        String(replicas),
+        '--cluster-yes',
+      ],
       { timeout: 20_000 },
     );
     for (const node of setup.nodes) {
@@ -292,6 +303,13 @@ export class RedisClusterSetup {
         async () => (await redisCli(node.port, ['CLUSTER', 'INFO'], access)).includes('cluster_state:ok'),
         'cluster state ok',
       );
+    }
+    // A replica that never synced with its master would refuse to replace it.
+    for (const node of setup.nodes) {
+      await waitFor(async () => {
+        const info = await redisCli(node.port, ['INFO', 'replication'], access);
+        return info.includes('role:master') || info.includes('master_link_status:up');
+      }, 'replicas in sync');
     }
     return setup;
   }
