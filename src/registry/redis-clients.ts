@@ -4,6 +4,9 @@ import { Cluster, Redis, type ClusterNode, type RedisOptions as IoRedisOptions }
 import type { HostPort, RedisOptions } from '../config/cluster-options.js';
 import type { RedisClient } from './redis-script.js';
 
+/** How often a Redis Cluster client re-reads the slot map: a failover is noticed within this. */
+export const CLUSTER_SLOTS_REFRESH_MS = 2_000;
+
 /** Reconnect fast: the cluster must converge within seconds of Redis coming back. */
 const retryStrategy = (attempt: number): number => Math.min(50 * attempt, 500);
 
@@ -83,6 +86,9 @@ function createClusterConnections(nodes: readonly HostPort[], nodeOptions: IoRed
   const command = new Cluster(startupNodes, {
     enableOfflineQueue: false,
     clusterRetryStrategy: retryStrategy,
+    // A pod that sends nothing to a failed master's slots would otherwise never re-read the slot map,
+    // and never learn that the promoted replica may lack writes of its (the registry resyncs on it).
+    slotsRefreshInterval: CLUSTER_SLOTS_REFRESH_MS,
     lazyConnect: true,
     // Every node connection (and the slot refresher, a duplicate of one) authenticates with these.
     redisOptions: { ...nodeOptions, lazyConnect: false },

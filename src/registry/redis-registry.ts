@@ -9,7 +9,7 @@ import type {
   PeerRegistry,
   Registration,
 } from './peer-registry.js';
-import { connectRedis, type RedisConnections } from './redis-clients.js';
+import { CLUSTER_SLOTS_REFRESH_MS, connectRedis, type RedisConnections } from './redis-clients.js';
 import { decodeRedisPeerEvent, decodeStoredRoute, type StoredRoute } from './redis-event-codec.js';
 import { printedPeer, type RedisKeys } from './redis-keys.js';
 import type { RedisRegistryMetrics } from './redis-registry-metrics.js';
@@ -92,6 +92,8 @@ export class RedisRegistry implements PeerRegistry {
   #epoch: string | undefined;
   #epochChangePending = false;
   #epochChangedAt = -Infinity;
+  /** When Redis may have lost part of its data (a Redis Cluster failover), as for an epoch change. */
+  #possibleLossAt = -Infinity;
   #commandUp = false;
   #subscriptionUp = false;
   #synced = false;
@@ -131,6 +133,9 @@ export class RedisRegistry implements PeerRegistry {
     command.on('error', (err: unknown) => this.#onConnectionError('command', err));
     // Sentinel mode: why a Sentinel gave no primary (refused us, does not know the master name).
     command.on('sentinelError', (err: unknown) => this.#onConnectionError('command', err));
+    // Redis Cluster: a node left the slot map (a master failed over). Its replica may lack the last
+    // writes, so every pod re-reads the routes and puts its own lost registrations back.
+    if (this.#connections.isCluster) command.on('-node', () => this.#onClusterNodeLost());
     subscriber.on('ready', () => void this.#onSubscriberReady());
     subscriber.on('close', () => this.#onSubscriptionDown());
     subscriber.on('end', () => this.#onSubscriptionDown());
@@ -403,6 +408,24 @@ export class RedisRegistry implements PeerRegistry {
     this.#logger.warn({ connection, reason }, 'redis connection failed; retrying');
   }
 
+  /**
+   * How long routes of other instances missing from Redis wait for their owners to put them back
+   * before they count as offline; 0 when no data loss is suspected.
+   */
+  #restoreWindowMs(): number {
+    const now = Date.now();
+    if (now - this.#epochChangedAt < this.#restoreGraceMs) return this.#restoreGraceMs;
+    const afterFailoverMs = Math.max(this.#restoreGraceMs, FAILOVER_RESTORE_WINDOW_MS);
+    if (now - this.#possibleLossAt < afterFailoverMs) return afterFailoverMs;
+    return 0;
+  }
+
+  #onClusterNodeLost(): void {
+    if (this.#closed) return;
+    this.#possibleLossAt = Date.now();
+    this.#requestResync('cluster_node_lost');
+  }
+
   #onCommandState(up: boolean): void {
     if (up === this.#commandUp) return;
     this.#commandUp = up;
@@ -488,7 +511,8 @@ export class RedisRegistry implements PeerRegistry {
     }
     const epochChanged = this.#epochChangePending;
     // Other pods may still be restoring for a while after data loss: absences are not final yet.
-    const restoring = Date.now() - this.#epochChangedAt < this.#restoreGraceMs;
+    const restoreWindowMs = this.#restoreWindowMs();
+    const restoring = restoreWindowMs > 0;
     const firstSync = this.#epoch === undefined;
     this.#epoch = epoch;
     for (const reason of reasons)
@@ -520,7 +544,7 @@ export class RedisRegistry implements PeerRegistry {
     // Offline before online: sessions we knew that Redis no longer has (and that no
     // event or restore touched since the scan began), then what we missed.
     for (const [peer, route] of this.#routes.entries()) {
-      if (stored.has(peer) || route.appliedAt > scanStart) continue;
+      if (stored.has(peer) || restored.has(peer) || route.appliedAt > scanStart) continue;
       if (restoring && route.instance !== this.instanceId) {
         // After data loss the other pods are putting their sessions back right now:
         // only what is still missing after a grace period went offline.
@@ -530,7 +554,10 @@ export class RedisRegistry implements PeerRegistry {
       }
     }
     if (this.#absent.size > 0 && !this.#absentTimer) {
-      this.#absentTimer = setTimeout(() => void this.#confirmAbsent(), this.#restoreGraceMs);
+      this.#absentTimer = setTimeout(
+        () => void this.#confirmAbsent(),
+        restoreWindowMs || this.#restoreGraceMs,
+      );
       this.#absentTimer.unref();
     }
     for (const [peer, route] of stored) {
@@ -757,6 +784,14 @@ export class RedisRegistry implements PeerRegistry {
 
 const ALL_SENTINELS_TRIED = 'All sentinels are unreachable.';
 const AUTH_FAILURE = /WRONGPASS|NOAUTH|invalid password|invalid username-password/i;
+
+/**
+ * After a Redis Cluster failover an owner notices at its next slot-map refresh, and its resync
+ * fails until every client has the new map (seconds of redirections): its lost registrations come
+ * back only then. Other pods wait this long before a missing route counts as offline, so a
+ * failover is not announced as peers going offline.
+ */
+const FAILOVER_RESTORE_WINDOW_MS = 15_000 + CLUSTER_SLOTS_REFRESH_MS;
 
 /**
  * One line on why a Redis connection failed, from the error message alone (a Redis Cluster's

@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -6,10 +6,10 @@ import type { RedisOptions } from '../../src/config/cluster-options.js';
 import { loadConfig } from '../../src/config/relay-config.js';
 import type { PeerEvent } from '../../src/registry/peer-registry.js';
 import { createRedisConnections } from '../../src/registry/redis-clients.js';
-import { RedisKeys } from '../../src/registry/redis-keys.js';
+import { printedPeer, RedisKeys } from '../../src/registry/redis-keys.js';
 import { RedisRegistryMetrics } from '../../src/registry/redis-registry-metrics.js';
 import { RedisRegistry, RegistryUnavailableError } from '../../src/registry/redis-registry.js';
-import { eventually, peer, startRegistry } from '../cluster/cluster-test-kit.js';
+import { eventually, metricValue, peer, startRegistry } from '../cluster/cluster-test-kit.js';
 import {
   redisCli,
   RedisClusterSetup,
@@ -161,6 +161,29 @@ function expectConsistent(events: PeerEvent[]): void {
   }
 }
 
+/**
+ * Kills a Redis Cluster master (then runs `afterKill`) and waits until the cluster has failed over:
+ * the dead node is marked failed, holds no slots, and the cluster is ok again.
+ */
+async function killAndFailOver(
+  setup: RedisClusterSetup,
+  master: RedisServer,
+  afterKill: () => void = () => {},
+): Promise<void> {
+  const id = (await redisCli(master.port, ['CLUSTER', 'MYID'])).trim();
+  const survivor = setup.nodes.find((node) => node !== master)!.port;
+  await master.kill();
+  afterKill();
+  await eventually(async () => {
+    const nodes = await redisCli(survivor, ['CLUSTER', 'NODES']).catch(() => '');
+    const dead = nodes.split('\n').find((line) => line.startsWith(id)) ?? '';
+    const state = await redisCli(survivor, ['CLUSTER', 'INFO']).catch(() => '');
+    return /\bfail\b/.test(dead) && !/\d+-\d+/.test(dead) && state.includes('cluster_state:ok')
+      ? true
+      : undefined;
+  }, 30_000);
+}
+
 describe('Redis deployments', () => {
   it('runs the main scenario on Sentinel and survives a failover (kill -9 of the primary)', async () => {
     const setup = await RedisSentinelSetup.start();
@@ -206,6 +229,68 @@ describe('Redis deployments', () => {
     await setup.stop();
   }, 90_000);
 
+  it('Redis Cluster: a failover that loses unreplicated registrations — the owner puts them back, nobody hears offline', async () => {
+    const setup = await RedisClusterSetup.start(6, {}, 1);
+    const options: RedisOptions = { clusterNodes: setup.hostPorts, keyPrefix: 'nbclusterloss' };
+    const keys = new RedisKeys(options.keyPrefix);
+    // A master that is not the first seed (where the event subscriptions listen), and its replica.
+    const nodes = (await redisCli(setup.nodes[0]!.port, ['CLUSTER', 'NODES'])).trim().split('\n');
+    const field = (line: string, i: number): string => line.split(' ')[i]!;
+    const portOf = (line: string): number => Number(field(line, 1).split(':')[1]!.split('@')[0]);
+    const masterLine = nodes.find(
+      (line) => field(line, 2).includes('master') && portOf(line) !== setup.nodes[0]!.port,
+    )!;
+    const replicaLine = nodes.find((line) => field(line, 3) === field(masterLine, 0))!;
+    const master = setup.nodes.find((n) => n.port === portOf(masterLine))!;
+    const replica = setup.nodes.find((n) => n.port === portOf(replicaLine))!;
+    const [low, high] = field(masterLine, 8).split('-').map(Number) as [number, number];
+
+    const owner = await startRegistry(options, 'loss-A');
+    const watcher = await startRegistry(options, 'loss-B');
+    open.push(owner.registry, watcher.registry);
+    const peers = Array.from({ length: 40 }, (_, i) => peer(`loss-peer-${i}`));
+    const onLostMaster: typeof peers = [];
+    for (const p of peers) {
+      const slot = Number(
+        await redisCli(setup.nodes[0]!.port, ['CLUSTER', 'KEYSLOT', keys.route(printedPeer(p))]),
+      );
+      if (slot >= low && slot <= high) onLostMaster.push(p);
+    }
+    expect(onLostMaster.length).toBeGreaterThan(0);
+    // The replica stops and the master drops its replication link: what the master accepts
+    // from now on never reaches the replica, and is lost when the master dies. (Kept short:
+    // a replica silent for longer than the node timeout would be marked failed itself.)
+    process.kill(replica.pid!, 'SIGSTOP');
+    await redisCli(master.port, ['CLIENT', 'KILL', 'TYPE', 'replica']);
+    await Promise.all(peers.map((p) => owner.registry.register(p)));
+    await killAndFailOver(setup, master, () => process.kill(replica.pid!, 'SIGCONT'));
+    await watcher.events.waitFor(() => peers.every((p) => watcher.events.of(p).length >= 1));
+    const inspect = new Cluster(setup.hostPorts.filter((hp) => hp.port !== master.port));
+    try {
+      // The promoted replica never had those registrations; then the owner writes them back.
+      let values: (string | null)[] = [];
+      await eventually(async () => {
+        values = await Promise.all(
+          onLostMaster.map((p) => inspect.get(keys.route(printedPeer(p))).catch(() => null)),
+        );
+        return values.every((v) => v?.includes('|loss-A|')) ? true : undefined;
+      }, 30_000).catch((err: unknown) => {
+        throw new Error(`${String(err)}: routes in Redis ${JSON.stringify(values)}`);
+      });
+    } finally {
+      inspect.disconnect();
+    }
+    expect(await metricValue(owner.metrics, 'relay_registry_restored_sessions_total')).toBeGreaterThanOrEqual(
+      onLostMaster.length,
+    );
+    // Nobody was told those peers went offline, and they are still routed to the owner.
+    for (const p of peers) {
+      expect(watcher.events.of(p)).toEqual(['online:loss-A']);
+      expect(watcher.registry.locate(p)).toMatchObject({ instance: 'loss-A' });
+    }
+    await setup.stop();
+  }, 120_000);
+
   it('Redis Cluster: the event subscription moves to another seed when its node dies, and events flow again', async () => {
     // 3 masters with a replica each: killing a master promotes its replica (node timeout 2 s).
     const setup = await RedisClusterSetup.start(6, {}, 1);
@@ -223,18 +308,7 @@ describe('Redis deployments', () => {
     await b.registry.register(before);
     await a.events.waitFor(() => a.events.of(before).length === 1);
 
-    const seedId = (await redisCli(seed.port, ['CLUSTER', 'MYID'])).trim();
-    await seed.kill();
-    // Failed over: the dead master is marked failed and holds no slots any more (its replica took them).
-    await eventually(async () => {
-      const survivor = setup.nodes[1]!.port;
-      const nodes = await redisCli(survivor, ['CLUSTER', 'NODES']).catch(() => '');
-      const dead = nodes.split('\n').find((line) => line.startsWith(seedId)) ?? '';
-      const state = await redisCli(survivor, ['CLUSTER', 'INFO']).catch(() => '');
-      return /\bfail\b/.test(dead) && !/\d+-\d+/.test(dead) && state.includes('cluster_state:ok')
-        ? true
-        : undefined;
-    }, 30_000);
+    await killAndFailOver(setup, seed);
     await eventually(() => a.registry.isHealthy() && b.registry.isHealthy(), 30_000).catch((err: unknown) => {
       throw new Error(`${String(err)}: ${a.registry.unhealthyReason()} / ${b.registry.unhealthyReason()}`);
     });
