@@ -648,6 +648,10 @@ export class RedisRegistry implements PeerRegistry {
       this.#countOutcome(this.#routes.applyOnline(peer, this.instanceId, token, local.session, epoch, true));
       // Unregistered while we restored: the unregister used the old token.
       if (this.#local.get(peer) !== local) await this.#compareAndDelete(peer, token);
+    } catch (err) {
+      // A resync running meanwhile skipped this peer (in flight): make sure another one follows.
+      this.#requestResync('restore_failed');
+      throw err;
     } finally {
       this.#endOp(peer);
     }
