@@ -2,8 +2,8 @@
 import { cpSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-const from = 'src/registry/lua';
-const to = 'dist/registry/lua';
+const from = 'src/registry/redis/lua';
+const to = 'dist/registry/redis/lua';
 if (existsSync(from)) {
   mkdirSync(to, { recursive: true });
   for (const file of readdirSync(from)) {

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { RedisKeys } from '../registry/redis-keys.js';
+import type { RedisKeys } from '../registry/redis/keys.js';
 import type { RedisRegistry } from '../registry/redis-registry.js';
-import { scripts, type RedisClient } from '../registry/redis-script.js';
+import { scripts, type RedisClient } from '../registry/redis/script.js';
 import type { ClusterMetrics } from './cluster-metrics.js';
 import type { Reaper } from './reaper.js';
 

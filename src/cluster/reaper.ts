@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
-import type { RedisKeys } from '../registry/redis-keys.js';
-import { scripts, type RedisClient } from '../registry/redis-script.js';
+import type { RedisKeys } from '../registry/redis/keys.js';
+import { scripts, type RedisClient } from '../registry/redis/script.js';
 import type { ClusterMetrics } from './cluster-metrics.js';
 
 const SCAN_BATCH = 500;

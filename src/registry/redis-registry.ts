@@ -9,12 +9,12 @@ import type {
   PeerRegistry,
   Registration,
 } from './peer-registry.js';
-import { CLUSTER_SLOTS_REFRESH_MS, connectRedis, type RedisConnections } from './redis-clients.js';
-import { decodeRedisPeerEvent, decodeStoredRoute, type StoredRoute } from './redis-event-codec.js';
-import { printedPeer, type RedisKeys } from './redis-keys.js';
+import { CLUSTER_SLOTS_REFRESH_MS, connectRedis, type RedisConnections } from './redis/connections.js';
+import { decodeRedisPeerEvent, decodeStoredRoute, type StoredRoute } from './redis/event-codec.js';
+import { printedPeer, type RedisKeys } from './redis/keys.js';
 import type { RedisRegistryMetrics } from './redis-registry-metrics.js';
 import { RouteCache, type ApplyOutcome } from './redis-route-cache.js';
-import { scripts } from './redis-script.js';
+import { scripts } from './redis/script.js';
 
 /** Thrown by register() while Redis cannot take registrations; the relay refuses the connection. */
 export class RegistryUnavailableError extends Error {

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MessageType } from '../../src/protocol/constants.js';
-import { printedPeer, RedisKeys } from '../../src/registry/redis-keys.js';
+import { printedPeer, RedisKeys } from '../../src/registry/redis/keys.js';
 import type { RelayTestClient } from '../support/relay-test-client.js';
 import { freePort } from '../support/free-port.js';
 import { RedisServer, stopAllRedis } from '../support/redis-server.js';

@@ -3,8 +3,8 @@ import { Registry } from 'prom-client';
 import type { RedisOptions } from '../../src/config/cluster-options.js';
 import { peerIdFromIdentifier, peerKeyFromBytes, type PeerKey } from '../../src/protocol/peer-id.js';
 import type { PeerEvent, PeerRegistry } from '../../src/registry/peer-registry.js';
-import { createRedisConnections } from '../../src/registry/redis-clients.js';
-import { RedisKeys } from '../../src/registry/redis-keys.js';
+import { createRedisConnections } from '../../src/registry/redis/connections.js';
+import { RedisKeys } from '../../src/registry/redis/keys.js';
 import { RedisRegistryMetrics } from '../../src/registry/redis-registry-metrics.js';
 import { RedisRegistry } from '../../src/registry/redis-registry.js';
 

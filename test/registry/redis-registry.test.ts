@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { printedPeer, RedisKeys } from '../../src/registry/redis-keys.js';
+import { printedPeer, RedisKeys } from '../../src/registry/redis/keys.js';
 import type { RedisRegistry } from '../../src/registry/redis-registry.js';
 import { eventually, metricValue, peer, redisOptions, startRegistry } from '../cluster/cluster-test-kit.js';
 import { RedisServer, stopAllRedis } from '../support/redis-server.js';

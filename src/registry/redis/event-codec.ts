@@ -1,4 +1,4 @@
-import { parsePrintedPeerId, type PeerKey } from '../protocol/peer-id.js';
+import { parsePrintedPeerId, type PeerKey } from '../../protocol/peer-id.js';
 
 /** A peer event as the Lua scripts publish it: "kind|peer|token|instance|session|epoch|ms". */
 export interface RedisPeerEvent {

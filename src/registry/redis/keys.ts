@@ -1,4 +1,4 @@
-import { formatPeerKey, parsePrintedPeerId, type PeerKey } from '../protocol/peer-id.js';
+import { formatPeerKey, parsePrintedPeerId, type PeerKey } from '../../protocol/peer-id.js';
 
 /**
  * Names of everything the cluster keeps in Redis. Peer keys carry a hash tag on

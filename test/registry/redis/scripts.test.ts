@@ -1,9 +1,9 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { peerIdFromIdentifier, peerKeyFromBytes } from '../../src/protocol/peer-id.js';
-import { RedisKeys, printedPeer } from '../../src/registry/redis-keys.js';
-import { scripts } from '../../src/registry/redis-script.js';
-import { RedisServer, stopAllRedis } from '../support/redis-server.js';
+import { peerIdFromIdentifier, peerKeyFromBytes } from '../../../src/protocol/peer-id.js';
+import { RedisKeys, printedPeer } from '../../../src/registry/redis/keys.js';
+import { scripts } from '../../../src/registry/redis/script.js';
+import { RedisServer, stopAllRedis } from '../../support/redis-server.js';
 
 const keys = new RedisKeys('t');
 const peer = printedPeer(peerKeyFromBytes(peerIdFromIdentifier('script-peer')));
