@@ -109,16 +109,14 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Clu
   const meshAddress = advertisedAddress(cluster.meshAdvertise, meshPort);
   const timing = options.membershipTiming ?? DEFAULT_MEMBERSHIP_TIMING;
   const reaper = new Reaper({
-    redis: connections.command,
-    keys,
+    store: registry.store,
     instanceId,
     expiryMs: timing.expiryMs,
     logger,
     metrics: clusterMetrics,
   });
   const membership = new Membership({
-    redis: connections.command,
-    keys,
+    store: registry.store,
     instanceId,
     meshAddress,
     podName: cluster.podName,
@@ -162,7 +160,7 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Clu
     async reapPod(podName) {
       if (podName === cluster.podName) return 0;
       const instances = new Set(membership.instancesOfPod(podName));
-      const recorded = await connections.command.hget(keys.pods, podName);
+      const recorded = await registry.store.instanceOfPod(podName);
       if (recorded) instances.add(recorded);
       instances.delete(instanceId);
       let removed = 0;

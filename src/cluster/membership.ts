@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { RedisKeys } from '../registry/redis/keys.js';
-import type { RedisRegistry } from '../registry/redis-registry.js';
-import { scripts, type RedisClient } from '../registry/redis/script.js';
+import type { MemberRecord } from '../registry/redis/member-codec.js';
+import type { RedisStore } from '../registry/redis/store.js';
 import type { ClusterMetrics } from './cluster-metrics.js';
 import type { Reaper } from './reaper.js';
 
@@ -23,6 +22,14 @@ export interface MembershipTiming {
   reapCheckIntervalMs: number;
 }
 
+/** What membership needs of the Redis data. */
+export type MembershipStore = Pick<RedisStore, 'heartbeat' | 'expiredMembers' | 'sessionCount'>;
+
+/** Told what each beat read: the data set's epoch, and whether another pod had reaped us. */
+export interface HeartbeatObserver {
+  noteHeartbeat(epoch: string, membershipLost: boolean): void;
+}
+
 /**
  * Beats 2 per second with a 2 s expiry and looks for the dead 4 times per
  * second: a kill -9 is noticed in 1.5–2.3 s, inside the 3 s target, while a
@@ -40,12 +47,11 @@ export const DEFAULT_MEMBERSHIP_TIMING: MembershipTiming = {
  * addresses), and the detection of dead ones.
  */
 export class Membership {
-  readonly #redis: RedisClient;
-  readonly #keys: RedisKeys;
+  readonly #store: MembershipStore;
   readonly #instanceId: string;
   readonly #meshAddress: string;
   readonly #podName: string;
-  readonly #registry: RedisRegistry;
+  readonly #registry: HeartbeatObserver;
   readonly #reaper: Reaper;
   readonly #timing: MembershipTiming;
   readonly #logger: Logger;
@@ -63,12 +69,11 @@ export class Membership {
   #closed = false;
 
   constructor(options: {
-    redis: RedisClient;
-    keys: RedisKeys;
+    store: MembershipStore;
     instanceId: string;
     meshAddress: string;
     podName: string;
-    registry: RedisRegistry;
+    registry: HeartbeatObserver;
     reaper: Reaper;
     logger: Logger;
     metrics: ClusterMetrics;
@@ -77,8 +82,7 @@ export class Membership {
     onExpired?: (instance: string) => void;
     timing?: MembershipTiming;
   }) {
-    this.#redis = options.redis;
-    this.#keys = options.keys;
+    this.#store = options.store;
     this.#instanceId = options.instanceId;
     this.#meshAddress = options.meshAddress;
     this.#podName = options.podName;
@@ -106,9 +110,7 @@ export class Membership {
   /** Peers each live instance holds in Redis (its session index), zeros included. */
   async peerCounts(): Promise<Map<string, number>> {
     const instances = [...this.#members.keys()];
-    const counts = await Promise.all(
-      instances.map((instance) => this.#redis.scard(this.#keys.instanceSessions(instance))),
-    );
+    const counts = await Promise.all(instances.map((instance) => this.#store.sessionCount(instance)));
     return new Map(instances.map((instance, i) => [instance, counts[i] ?? 0]));
   }
 
@@ -128,16 +130,16 @@ export class Membership {
     if (this.#beatRunning || this.#closed) return;
     this.#beatRunning = true;
     try {
-      const [epoch, wasMember, predecessor, info] = (await scripts.heartbeat.run(
-        this.#redis,
-        [this.#keys.epoch, this.#keys.members, this.#keys.memberInfo, this.#keys.pods],
-        [this.#instanceId, this.#meshAddress, this.#podName, randomUUID()],
-      )) as [string, number, string | null, string[]];
+      const { epoch, wasMember, predecessor, members } = await this.#store.heartbeat(
+        this.#instanceId,
+        { meshAddress: this.#meshAddress, podName: this.#podName },
+        randomUUID(),
+      );
       this.#lastBeatAt = Date.now();
       this.#beatingSince ??= this.#lastBeatAt;
-      this.#registry.noteHeartbeat(epoch, this.#beaten && wasMember === 0);
+      this.#registry.noteHeartbeat(epoch, this.#beaten && !wasMember);
       this.#beaten = true;
-      this.#setMembers(info);
+      this.#setMembers(members);
       if (predecessor) {
         this.#logger.info({ predecessor }, 'reaping the previous process of this pod');
         void this.#reaper.reap(predecessor, 'predecessor').catch((err: unknown) => {
@@ -159,18 +161,9 @@ export class Membership {
     this.#timers = [];
   }
 
-  #setMembers(flat: string[]): void {
+  #setMembers(records: ReadonlyMap<string, MemberRecord>): void {
     const members = new Map<string, MemberInfo>();
-    for (let i = 0; i + 1 < flat.length; i += 2) {
-      const instance = flat[i] as string;
-      const value = flat[i + 1] as string;
-      const split = value.lastIndexOf('|');
-      members.set(instance, {
-        instance,
-        meshAddress: value.slice(0, split),
-        podName: value.slice(split + 1),
-      });
-    }
+    for (const [instance, record] of records) members.set(instance, { instance, ...record });
     this.#members = members;
     this.#metrics.members.set(members.size);
     this.#onMembers(members);
@@ -183,11 +176,7 @@ export class Membership {
     if (this.#beatingSince === undefined || Date.now() - this.#beatingSince < this.#timing.expiryMs) return;
     this.#reapRunning = true;
     try {
-      const expired = (await scripts.expiredMembers.run(
-        this.#redis,
-        [this.#keys.members],
-        [this.#timing.expiryMs],
-      )) as string[];
+      const expired = await this.#store.expiredMembers(this.#timing.expiryMs);
       const others = expired.filter((instance) => instance !== this.#instanceId);
       if (others.length === 0) return;
       for (const instance of others) this.#onExpired(instance);

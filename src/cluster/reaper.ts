@@ -1,11 +1,12 @@
 import type { Logger } from 'pino';
-import type { RedisKeys } from '../registry/redis/keys.js';
-import { scripts, type RedisClient } from '../registry/redis/script.js';
+import type { RedisStore } from '../registry/redis/store.js';
 import type { ClusterMetrics } from './cluster-metrics.js';
 
-const SCAN_BATCH = 500;
 /** Long enough for one pod to walk a dead instance's sessions; short enough to retry soon if that pod dies. */
 const REAP_LOCK_MS = 5_000;
+
+/** What reaping needs of the Redis data. */
+export type ReaperStore = Pick<RedisStore, 'lockReap' | 'deleteSessionsOf' | 'forgetMember'>;
 
 export type ReapCause = 'expired' | 'predecessor' | 'pod_deleted' | 'shutdown';
 
@@ -15,8 +16,7 @@ export type ReapCause = 'expired' | 'predecessor' | 'pod_deleted' | 'shutdown';
  * pod may run it; a short lock keeps every pod from doing the same work.
  */
 export class Reaper {
-  readonly #redis: RedisClient;
-  readonly #keys: RedisKeys;
+  readonly #store: ReaperStore;
   readonly #instanceId: string;
   readonly #expiryMs: number;
   readonly #logger: Logger;
@@ -24,15 +24,13 @@ export class Reaper {
   readonly #running = new Set<string>();
 
   constructor(options: {
-    redis: RedisClient;
-    keys: RedisKeys;
+    store: ReaperStore;
     instanceId: string;
     expiryMs: number;
     logger: Logger;
     metrics: ClusterMetrics;
   }) {
-    this.#redis = options.redis;
-    this.#keys = options.keys;
+    this.#store = options.store;
     this.#instanceId = options.instanceId;
     this.#expiryMs = options.expiryMs;
     this.#logger = options.logger;
@@ -49,41 +47,11 @@ export class Reaper {
     if (this.#running.has(instance)) return undefined;
     this.#running.add(instance);
     try {
-      const lock = await this.#redis.set(
-        this.#keys.reapLock(instance),
-        this.#instanceId,
-        'PX',
-        REAP_LOCK_MS,
-        'NX',
-      );
-      if (lock !== 'OK') return undefined;
-      const epoch = (await this.#redis.get(this.#keys.epoch)) ?? '';
-      const index = this.#keys.instanceSessions(instance);
-      let removed = 0;
-      let cursor = '0';
-      do {
-        const [next, peers] = await this.#redis.sscan(index, cursor, 'COUNT', SCAN_BATCH);
-        cursor = next;
-        const results = await Promise.all(
-          peers.map((printed) =>
-            scripts.compareAndDelete.run(
-              this.#redis,
-              [this.#keys.route(printed)],
-              ['instance', instance, printed, epoch, this.#keys.events],
-            ),
-          ),
-        );
-        removed += results.filter((result) => result === 1).length;
-      } while (cursor !== '0');
-      const forgotten = await scripts.forgetMember.run(
-        this.#redis,
-        [this.#keys.members, this.#keys.memberInfo, this.#keys.pods],
-        [instance, this.#expiryMs, cause === 'expired' ? '0' : '1'],
-      );
-      // A slow but living instance beat again: it restores its own index and sessions.
-      if (forgotten === 1) await this.#redis.del(index);
+      if (!(await this.#store.lockReap(instance, this.#instanceId, REAP_LOCK_MS))) return undefined;
+      const removed = await this.#store.deleteSessionsOf(instance);
+      const forgotten = await this.#store.forgetMember(instance, this.#expiryMs, cause !== 'expired');
       this.#metrics.reapedSessions.inc(removed);
-      if (forgotten === 1 && cause !== 'shutdown') this.#metrics.reapedInstances.inc({ cause });
+      if (forgotten && cause !== 'shutdown') this.#metrics.reapedInstances.inc({ cause });
       if (cause !== 'shutdown')
         this.#logger.info({ dead_instance: instance, cause, sessions: removed }, 'reaped instance');
       return removed;

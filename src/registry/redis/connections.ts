@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import { Cluster, Redis, type ClusterNode, type RedisOptions as IoRedisOptions } from 'ioredis';
 import type { HostPort, RedisOptions } from '../../config/cluster-options.js';
-import type { RedisClient } from './script.js';
+import type { RedisClient } from './scripts.js';
 
 /** How often a Redis Cluster client re-reads the slot map: a failover is noticed within this. */
 export const CLUSTER_SLOTS_REFRESH_MS = 2_000;

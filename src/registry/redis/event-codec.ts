@@ -39,21 +39,3 @@ export function decodeRedisPeerEvent(message: string): RedisPeerEvent | undefine
     publishedAt: Number(publishedAt),
   };
 }
-
-/** A stored route value "token|instance|session". */
-export interface StoredRoute {
-  token: number;
-  instance: string;
-  session: number;
-}
-
-export function decodeStoredRoute(value: string): StoredRoute | undefined {
-  const first = value.indexOf('|');
-  const last = value.lastIndexOf('|');
-  if (first <= 0 || last <= first) return undefined;
-  return {
-    token: Number(value.slice(0, first)),
-    instance: value.slice(first + 1, last),
-    session: Number(value.slice(last + 1)),
-  };
-}

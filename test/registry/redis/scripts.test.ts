@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { peerIdFromIdentifier, peerKeyFromBytes } from '../../../src/protocol/peer-id.js';
 import { RedisKeys, printedPeer } from '../../../src/registry/redis/keys.js';
-import { scripts } from '../../../src/registry/redis/script.js';
+import { runScript } from '../../../src/registry/redis/scripts.js';
 import { RedisServer, stopAllRedis } from '../../support/redis-server.js';
 
 const keys = new RedisKeys('t');
@@ -15,13 +15,14 @@ let listener: Redis;
 const received: string[] = [];
 
 const register = async (instance: string, ttl = 3600): Promise<[string, string | null]> =>
-  (await scripts.register.run(redis, routeKeys, [instance, peer, 'E1', ttl, keys.events])) as [
+  (await runScript(redis, 'nbRegister', routeKeys, [instance, peer, 'E1', ttl, keys.events])) as [
     string,
     string | null,
   ];
 const unregister = async (token: string): Promise<number> =>
-  (await scripts.compareAndDelete.run(
+  (await runScript(
     redis,
+    'nbCompareAndDelete',
     [keys.route(peer)],
     ['token', token, peer, 'E1', keys.events],
   )) as number;
@@ -113,8 +114,9 @@ describe('compare-and-delete.lua by instance (reaping)', () => {
   it('removes only a session of the dead instance', async () => {
     const [token] = await register('alive');
     const reap = async (instance: string): Promise<number> =>
-      (await scripts.compareAndDelete.run(
+      (await runScript(
         redis,
+        'nbCompareAndDelete',
         [keys.route(peer)],
         ['instance', instance, peer, 'E1', keys.events],
       )) as number;
@@ -132,7 +134,7 @@ describe('restore.lua', () => {
     token: string,
     session: string,
   ): Promise<[string | null, string | null]> =>
-    (await scripts.restore.run(redis, routeKeys, [
+    (await runScript(redis, 'nbRestore', routeKeys, [
       instance,
       peer,
       'E2',
@@ -166,7 +168,7 @@ describe('restore.lua', () => {
 describe('membership scripts', () => {
   const clusterKeys = [keys.epoch, keys.members, keys.memberInfo, keys.pods];
   const beat = async (instance: string, pod: string): Promise<[string, number, string | null, string[]]> =>
-    (await scripts.heartbeat.run(redis, clusterKeys, [
+    (await runScript(redis, 'nbHeartbeat', clusterKeys, [
       instance,
       `10.0.0.1:${pod}`,
       pod,
@@ -177,20 +179,21 @@ describe('membership scripts', () => {
     expect(await beat('i1', 'pod-a')).toEqual(['epoch-of-i1', 0, null, ['i1', '10.0.0.1:pod-a|pod-a']]);
     expect((await beat('i1', 'pod-a')).slice(0, 3)).toEqual(['epoch-of-i1', 1, null]);
     expect((await beat('i2', 'pod-a')).slice(0, 3)).toEqual(['epoch-of-i1', 0, 'i1']);
-    const [epoch] = (await scripts.epoch.run(redis, [keys.epoch], ['other'])) as [string, number];
+    const [epoch] = (await runScript(redis, 'nbEpoch', [keys.epoch], ['other'])) as [string, number];
     expect(epoch).toBe('epoch-of-i1');
   });
 
   it('lists expired members and forgets them unless they beat again', async () => {
     await beat('i1', 'pod-a');
     await beat('i2', 'pod-b');
-    expect(await scripts.expiredMembers.run(redis, [keys.members], [10_000])).toEqual([]);
+    expect(await runScript(redis, 'nbExpiredMembers', [keys.members], [10_000])).toEqual([]);
     await new Promise((r) => setTimeout(r, 120));
     await beat('i2', 'pod-b');
-    expect(await scripts.expiredMembers.run(redis, [keys.members], [100])).toEqual(['i1']);
+    expect(await runScript(redis, 'nbExpiredMembers', [keys.members], [100])).toEqual(['i1']);
     const forget = async (instance: string, force = '0'): Promise<number> =>
-      (await scripts.forgetMember.run(
+      (await runScript(
         redis,
+        'nbForgetMember',
         [keys.members, keys.memberInfo, keys.pods],
         [instance, 100, force],
       )) as number;
