@@ -1,0 +1,150 @@
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { formatPeerKey } from '../../src/protocol/peer-id.js';
+import { Resync } from '../../src/registry/redis-resync.js';
+import { metricValue, peer } from '../cluster/cluster-test-kit.js';
+import { RedisServer, stopAllRedis } from '../support/redis-server.js';
+import { buildParts, eventsOf, failFastClient, type Parts } from './support/registry-parts.js';
+
+let server: RedisServer;
+let redis: Redis;
+let parts: Parts;
+let resync: Resync;
+
+beforeAll(async () => {
+  server = await RedisServer.start();
+  redis = await failFastClient(server.url);
+});
+
+afterAll(async () => {
+  redis?.disconnect();
+  await stopAllRedis();
+});
+
+beforeEach(async () => {
+  resync?.close();
+  await redis.flushall();
+  parts = buildParts(redis, 'A');
+  // restoreGraceMs 0: no restore window, so absences are final at once (exact, no timer).
+  resync = new Resync({
+    state: parts.state,
+    connected: () => true,
+    tokenFloorTtlSeconds: 60,
+    restoreGraceMs: 0,
+  });
+});
+
+async function synced(reason: string): Promise<void> {
+  resync.request(reason);
+  expect(resync.synced).toBe(false);
+  await expect.poll(() => resync.synced).toBe(true);
+}
+
+describe('Resync', () => {
+  it('first sync: creates the epoch and announces every route Redis holds', async () => {
+    const b = peer('on-b');
+    const { token } = await parts.store.register(b, 'B', 'E0', 60);
+    await synced('redis_reconnect');
+    await resync.firstSync;
+    expect(parts.state.epoch).toBe(await parts.store.readEpoch());
+    expect(eventsOf(parts.events, b)).toEqual([`online:B:${token}`]);
+    expect(
+      await metricValue(parts.metrics, 'relay_registry_resyncs_total', { reason: 'redis_reconnect' }),
+    ).toBe(1);
+  });
+
+  it('a route known here but gone from Redis goes offline; a replaced one is replaced', async () => {
+    const gone = peer('gone');
+    const moved = peer('moved');
+    await synced('redis_reconnect');
+    const epoch = parts.state.epoch!;
+    const g = await parts.store.register(gone, 'B', epoch, 60);
+    const m1 = await parts.store.register(moved, 'B', epoch, 60);
+    parts.state.applyRoute(gone, { instance: 'B', token: g.token, session: g.token }, epoch);
+    parts.state.applyRoute(moved, { instance: 'B', token: m1.token, session: m1.token }, epoch);
+    await parts.store.deleteRouteIfToken(gone, g.token, epoch);
+    const m2 = await parts.store.register(moved, 'C', epoch, 60);
+    await synced('subscription_reconnect');
+    expect(eventsOf(parts.events, gone)).toEqual([`online:B:${g.token}`, `offline:B:${g.token}`]);
+    expect(eventsOf(parts.events, moved)).toEqual([
+      `online:B:${m1.token}`,
+      `offline:B:${m1.token}`,
+      `online:C:${m2.token}`,
+    ]);
+  });
+
+  it('after data loss (new epoch) puts our sessions back with their session id; nobody hears offline', async () => {
+    const mine = peer('mine');
+    await synced('redis_reconnect');
+    const { token } = await parts.store.register(mine, 'A', parts.state.epoch!, 60);
+    const local = parts.state.sessions.add(mine, token);
+    parts.state.applyRoute(mine, { instance: 'A', token, session: token }, parts.state.epoch!);
+    const before = parts.state.epoch;
+    await redis.flushall();
+    await synced('redis_reconnect');
+    expect(parts.state.epoch).not.toBe(before);
+    const stored = await parts.store.readRoute(mine);
+    expect(stored).toEqual({ token: local.registration.token, instance: 'A', session: token });
+    expect(local.registration.token).toBeGreaterThan(token);
+    expect(eventsOf(parts.events, mine)).toEqual([`online:A:${token}`]);
+    expect(await metricValue(parts.metrics, 'relay_registry_restored_sessions_total')).toBe(1);
+    expect(
+      await metricValue(parts.metrics, 'relay_registry_resyncs_total', { reason: 'epoch_changed' }),
+    ).toBe(1);
+    expect(await parts.store.sessionCount('A')).toBe(1);
+  });
+
+  it('removes registrations of ours that no session holds (orphans), and only those', async () => {
+    const orphan = peer('orphan');
+    const held = peer('held');
+    await synced('redis_reconnect');
+    const epoch = parts.state.epoch!;
+    const o = await parts.store.register(orphan, 'A', epoch, 60);
+    const h = await parts.store.register(held, 'A', epoch, 60);
+    parts.state.sessions.add(held, h.token);
+    await synced('redis_reconnect');
+    expect(await parts.store.readRoute(orphan)).toBeUndefined();
+    expect((await parts.store.readRoute(held))?.token).toBe(h.token);
+    expect(await metricValue(parts.metrics, 'relay_registry_orphans_removed_total')).toBe(1);
+    expect(eventsOf(parts.events, orphan)).toEqual([`online:A:${o.token}`, `offline:A:${o.token}`]);
+  });
+
+  it('reaped while alive (heartbeat: no longer a member) restores our sessions; same epoch, no membership loss: nothing', async () => {
+    const mine = peer('reaped');
+    await synced('redis_reconnect');
+    const epoch = parts.state.epoch!;
+    const { token } = await parts.store.register(mine, 'A', epoch, 60);
+    parts.state.sessions.add(mine, token);
+    // Another pod reaped us: our route is gone.
+    await parts.store.deleteRouteIfInstance(formatPeerKey(mine), 'A', epoch);
+
+    resync.noteHeartbeat(epoch, false);
+    expect(resync.synced).toBe(true);
+    resync.noteHeartbeat(epoch, true);
+    expect(resync.synced).toBe(false);
+    await expect.poll(() => resync.synced).toBe(true);
+    expect((await parts.store.readRoute(mine))?.session).toBe(token);
+    expect(
+      await metricValue(parts.metrics, 'relay_registry_resyncs_total', { reason: 'instance_reaped' }),
+    ).toBe(1);
+  });
+
+  it('waits for the connections: nothing runs while they are down, the request is kept', async () => {
+    let up = false;
+    const waiting = new Resync({
+      state: parts.state,
+      connected: () => up,
+      tokenFloorTtlSeconds: 60,
+      restoreGraceMs: 0,
+    });
+    waiting.request('redis_reconnect');
+    await Promise.resolve();
+    expect(parts.state.epoch).toBeUndefined();
+    expect(waiting.synced).toBe(false);
+    up = true;
+    waiting.request('subscription_reconnect');
+    await expect.poll(() => waiting.synced).toBe(true);
+    expect(await metricValue(parts.metrics, 'relay_registry_resyncs_total')).toBe(2);
+    waiting.close();
+  });
+});
