@@ -24,7 +24,6 @@ export function startClusterOnKubernetes(
   options: ClusterOnKubernetesOptions,
 ): Promise<KubernetesIntegration> {
   const { settings, node, relay, logger } = options;
-  let podsOutOfRotation = new Set<string>();
   return startKubernetes({
     namespace: settings.namespace,
     podName: settings.podName,
@@ -38,7 +37,6 @@ export function startClusterOnKubernetes(
     metrics: options.metrics,
     hooks: {
       onSiblings: (siblings) => {
-        podsOutOfRotation = new Set(siblings.filter((s) => !s.ready).map((s) => s.podName));
         node.updateSiblingPods(new Set(siblings.map((s) => s.podName)));
       },
       onPodDeleted: (podName) => {
@@ -47,13 +45,8 @@ export function startClusterOnKubernetes(
           logger.warn({ err: String(err), pod: podName }, 'reaping a deleted pod failed');
         });
       },
-      getPeersByInstance: async () => {
-        const instances = await node.peersByInstance();
-        // A pod the Service does not send new peers to (draining, not ready) would only pull the mean down.
-        return new Map(
-          instances.filter((i) => !podsOutOfRotation.has(i.podName)).map((i) => [i.instance, i.peers]),
-        );
-      },
+      // The k8s layer leaves out pods out of rotation (see k8s/rotation.ts).
+      getPeersByInstance: () => node.peersByInstance(),
       requestShed: async (instance, count, windowMs) => {
         if (instance === node.instanceId) {
           void relay.shed(count, windowMs);

@@ -20,4 +20,5 @@ export {
   type RebalancePlan,
   type ShedRequest,
 } from './rebalance-policy.js';
+export { loadInRotation, type InstanceLoad } from './rotation.js';
 export { siblingsFromSlices, type Sibling } from './sibling-discovery.js';

@@ -10,6 +10,7 @@ import { PodDeletionWatch } from './pod-deletion-watch.js';
 import type { RebalanceOptions } from './rebalance-policy.js';
 import { Rebalancer, type RebalancerTiming } from './rebalancer.js';
 import type { WatchTiming } from './resilient-watch.js';
+import { loadInRotation, type InstanceLoad } from './rotation.js';
 import { SiblingDiscovery, type Sibling } from './sibling-discovery.js';
 
 export interface KubernetesHooks {
@@ -17,8 +18,8 @@ export interface KubernetesHooks {
   onSiblings(addresses: Sibling[]): void;
   /** A relay pod was deleted from the API: reap its registrations now. */
   onPodDeleted(podName: string): void;
-  /** Leader only: peers per live instance (instances with zero peers included). */
-  getPeersByInstance(): Promise<Map<string, number>>;
+  /** Leader only: peers per live instance with its pod (instances with zero peers included). */
+  getPeersByInstance(): Promise<InstanceLoad[]>;
   /** Leader only: ask an instance to close `count` of its peers spread over `windowMs`. */
   requestShed(instance: string, count: number, windowMs: number): Promise<void>;
 }
@@ -134,7 +135,8 @@ export async function startKubernetes(options: KubernetesOptions): Promise<Kuber
       ? undefined
       : new Rebalancer({
           isLeader: () => election.isLeader(),
-          getPeersByInstance: () => options.hooks.getPeersByInstance(),
+          getPeersByInstance: async () =>
+            loadInRotation(await options.hooks.getPeersByInstance(), discovery.siblings()),
           requestShed: (instance, count, windowMs) => options.hooks.requestShed(instance, count, windowMs),
           logger: options.logger,
           metrics,

@@ -10,6 +10,7 @@ import { KubernetesMetrics } from '../../src/k8s/k8s-metrics.js';
 import { detectInCluster, inClusterKubeConfig } from '../../src/k8s/kube-config.js';
 import { startKubernetes, type KubernetesIntegration } from '../../src/k8s/kubernetes.js';
 import { LeaseElection, type LeaseTiming } from '../../src/k8s/lease-election.js';
+import type { InstanceLoad } from '../../src/k8s/rotation.js';
 import type { Sibling } from '../../src/k8s/sibling-discovery.js';
 import {
   adminRequests,
@@ -81,7 +82,7 @@ interface Recorder {
 
 async function start(
   podName: string,
-  extra: { peers?: () => Promise<Map<string, number>>; rebalance?: boolean } = {},
+  extra: { peers?: () => Promise<InstanceLoad[]>; rebalance?: boolean } = {},
 ): Promise<{ k8s: KubernetesIntegration; rec: Recorder }> {
   const rec: Recorder = { siblings: [], deleted: [], shed: [], registry: new Registry() };
   const k8s = await startKubernetes({
@@ -96,7 +97,7 @@ async function start(
     hooks: {
       onSiblings: (s) => rec.siblings.push(s),
       onPodDeleted: (name) => rec.deleted.push(name),
-      getPeersByInstance: extra.peers ?? (async () => new Map()),
+      getPeersByInstance: extra.peers ?? (async () => []),
       requestShed: async (instance, count, windowMs) => {
         rec.shed.push([instance, count, windowMs]);
       },
@@ -320,12 +321,11 @@ describe('Lease leader election', () => {
 
 describe('rebalancing through startKubernetes', () => {
   it('only the leader asks overloaded pods to shed, with the right counts', async () => {
-    const load = async (): Promise<Map<string, number>> =>
-      new Map([
-        ['instance-1', 900],
-        ['instance-2', 900],
-        ['instance-3', 0],
-      ]);
+    const load = async (): Promise<InstanceLoad[]> => [
+      { instance: 'instance-1', podName: 'elsewhere-1', peers: 900 },
+      { instance: 'instance-2', podName: 'elsewhere-2', peers: 900 },
+      { instance: 'instance-3', podName: 'elsewhere-3', peers: 0 },
+    ];
     const one = await start('relay-1', { peers: load, rebalance: true });
     const two = await start('relay-2', { peers: load, rebalance: true });
     await expect.poll(() => one.k8s.isLeader() || two.k8s.isLeader(), { timeout: 10_000 }).toBe(true);
