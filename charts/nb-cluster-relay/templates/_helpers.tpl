@@ -32,11 +32,24 @@ helm.sh/chart: {{ include "nbrelay.chart" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: nb-cluster-relay
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* The component label of one part of the release: include "nbrelay.component" "relay". */}}
+{{- define "nbrelay.component" -}}
+app.kubernetes.io/component: {{ . }}
+{{- end }}
+
+{{/* The Lease of the leader election (NB_K8S_LEASE_NAME and the RBAC rule that allows it). */}}
+{{- define "nbrelay.leaseName" -}}
+{{- printf "%s-leader" (include "nbrelay.fullname" .) }}
 {{- end }}
 
 {{/* Label selector string of the relay pods (for the pod-deletion watch). */}}
 {{- define "nbrelay.podSelector" -}}
-app.kubernetes.io/name={{ include "nbrelay.name" . }},app.kubernetes.io/instance={{ .Release.Name }},app.kubernetes.io/component=relay
+app.kubernetes.io/name={{ include "nbrelay.name" . }},app.kubernetes.io/instance={{ .Release.Name }},{{ include "nbrelay.component" "relay" | replace ": " "=" }}
 {{- end }}
 
 {{- define "nbrelay.headlessName" -}}
