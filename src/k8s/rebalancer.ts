@@ -17,6 +17,17 @@ export const DEFAULT_REBALANCER_TIMING: RebalancerTiming = {
   shedWindowMs: 60_000,
 };
 
+/** Where the loop's timers come from (tests step rounds one by one instead of waiting). */
+export interface RebalancerTimers {
+  setTimeout(callback: () => void, delayMs: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const systemTimers: RebalancerTimers = {
+  setTimeout: (callback, delayMs) => setTimeout(callback, delayMs),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
 export interface RebalancerOptions {
   isLeader: () => boolean;
   /** Peers per live instance, zeros included. */
@@ -27,6 +38,7 @@ export interface RebalancerOptions {
   timing?: Partial<RebalancerTiming>;
   logger: Logger;
   metrics: KubernetesMetrics;
+  timers?: RebalancerTimers;
 }
 
 /**
@@ -39,7 +51,8 @@ export class Rebalancer {
   private readonly options: RebalancerOptions;
   private readonly timing: RebalancerTiming;
   private readonly log: Logger;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly timers: RebalancerTimers;
+  private timer: unknown;
   private round: Promise<unknown> | undefined;
   private closed = false;
   /** Whether a request of the last round went out: only then is the cooldown due. */
@@ -49,15 +62,16 @@ export class Rebalancer {
     this.options = options;
     this.timing = { ...DEFAULT_REBALANCER_TIMING, ...options.timing };
     this.log = options.logger.child({ component: 'rebalancer' });
+    this.timers = options.timers ?? systemTimers;
   }
 
   start(): void {
-    if (!this.timer && !this.closed) this.schedule(this.timing.intervalMs);
+    if (this.timer === undefined && !this.closed) this.schedule(this.timing.intervalMs);
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
     this.timer = undefined;
     await this.round;
   }
@@ -119,7 +133,7 @@ export class Rebalancer {
   }
 
   private schedule(delayMs: number): void {
-    this.timer = setTimeout(() => {
+    this.timer = this.timers.setTimeout(() => {
       const round = this.runOnce();
       this.round = round;
       void round.then((plan) => {

@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { KubernetesMetrics } from '../../src/k8s/k8s-metrics.js';
 import { planRebalance } from '../../src/k8s/rebalance-policy.js';
-import { Rebalancer } from '../../src/k8s/rebalancer.js';
+import { Rebalancer, type RebalancerTimers } from '../../src/k8s/rebalancer.js';
 
 const peers = (entries: Record<string, number>): Map<string, number> => new Map(Object.entries(entries));
 const counts = (plan: ReturnType<typeof planRebalance>): Record<string, number> =>
@@ -85,11 +85,33 @@ describe('planRebalance', () => {
   });
 });
 
+/** Timers the test fires by hand: each round runs when the test says, with the delay it was given. */
+class SteppedTimers implements RebalancerTimers {
+  readonly pending: { callback: () => void; delayMs: number }[] = [];
+  setTimeout(callback: () => void, delayMs: number): unknown {
+    const timer = { callback, delayMs };
+    this.pending.push(timer);
+    return timer;
+  }
+  clearTimeout(handle: unknown): void {
+    const index = this.pending.indexOf(handle as (typeof this.pending)[number]);
+    if (index >= 0) this.pending.splice(index, 1);
+  }
+  /** Runs the one pending round and waits until it scheduled the next; returns that one's delay. */
+  async step(): Promise<number> {
+    expect(this.pending).toHaveLength(1);
+    this.pending.shift()!.callback();
+    await expect.poll(() => this.pending.length).toBe(1);
+    return this.pending[0]!.delayMs;
+  }
+}
+
 describe('Rebalancer loop', () => {
   const make = (options: {
     leader: () => boolean;
     peers: () => Promise<Map<string, number>>;
     shed: (instance: string, count: number, windowMs: number) => Promise<void>;
+    timers: SteppedTimers;
   }) => {
     const registry = new Registry();
     const metrics = new KubernetesMetrics(registry);
@@ -101,6 +123,7 @@ describe('Rebalancer loop', () => {
       timing: { intervalMs: 20, cooldownMs: 60, shedWindowMs: 1234 },
       logger: pino({ level: 'silent' }),
       metrics,
+      timers: options.timers,
     });
     return { rebalancer, registry };
   };
@@ -113,7 +136,9 @@ describe('Rebalancer loop', () => {
       ['pod-c', 0],
     ]);
     const requests: Array<[string, number, number]> = [];
+    const timers = new SteppedTimers();
     const { rebalancer, registry } = make({
+      timers,
       leader: () => leader,
       peers: async () => new Map(load),
       shed: async (instance, count, windowMs) => {
@@ -123,13 +148,21 @@ describe('Rebalancer loop', () => {
       },
     });
     rebalancer.start();
-    await new Promise((resolve) => setTimeout(resolve, 80));
-    expect(requests).toEqual([]); // not leader: nothing
+    // Not leader: the round does nothing and the next comes at the normal interval.
+    expect(await timers.step()).toBe(20);
+    expect(await timers.step()).toBe(20);
+    expect(requests).toEqual([]);
     leader = true;
-    await expect.poll(() => requests.length, { timeout: 2_000 }).toBeGreaterThanOrEqual(2);
+    // A round that shed: the next one waits the cooldown.
+    expect(await timers.step()).toBe(60);
+    expect(requests).toHaveLength(2);
+    // Balanced now: back to the interval, nothing more asked.
+    expect(await timers.step()).toBe(20);
+    expect(requests).toHaveLength(2);
     await rebalancer.close();
+    expect(timers.pending).toEqual([]);
     // mean 400: both old pods shed 200, each over the configured window.
-    expect(requests.slice(0, 2)).toEqual([
+    expect(requests).toEqual([
       ['pod-a', 200, 1234],
       ['pod-b', 200, 1234],
     ]);
@@ -141,6 +174,7 @@ describe('Rebalancer loop', () => {
 
   it('retries a round whose requests all failed at the normal interval, then waits the cooldown', async () => {
     const calls: string[] = [];
+    const timers = new SteppedTimers();
     const registry = new Registry();
     const rebalancer = new Rebalancer({
       isLeader: () => true,
@@ -155,15 +189,16 @@ describe('Rebalancer loop', () => {
         if (calls.length <= 2) throw new Error('no mesh link up');
       },
       policy: { maxShedFraction: 1, minExcess: 1 },
-      // A cooldown far longer than the test: a request after a sent one would show it was ignored.
       timing: { intervalMs: 20, cooldownMs: 60_000, shedWindowMs: 1234 },
       logger: pino({ level: 'silent' }),
       metrics: new KubernetesMetrics(registry),
+      timers,
     });
     rebalancer.start();
-    await expect.poll(() => calls.length, { timeout: 2_000 }).toBe(3);
-    // Several intervals later: still nothing after the round that shed.
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Failed rounds are retried at the interval; the round that sent waits the cooldown.
+    expect(await timers.step()).toBe(20);
+    expect(await timers.step()).toBe(20);
+    expect(await timers.step()).toBe(60_000);
     await rebalancer.close();
     expect(calls).toEqual(['failed', 'failed', 'sent']);
     const text = await registry.metrics();
