@@ -188,6 +188,7 @@ describe('pod deletion watch', () => {
     await admin('POST', podsPath, podManifest('relay-gone', RELAY_LABELS));
     await admin('POST', podsPath, podManifest('relay-draining', RELAY_LABELS, 'node-1'));
     await admin('POST', podsPath, podManifest('not-a-relay', { app: 'other' }));
+    await admin('POST', podsPath, podManifest('relay-marker', RELAY_LABELS));
 
     await admin('DELETE', `${podsPath}/not-a-relay`);
     const started = Date.now();
@@ -198,11 +199,13 @@ describe('pod deletion watch', () => {
     // Bound to a node: graceful deletion only marks it terminating (no kubelet here to finish).
     const terminating = await admin('DELETE', `${podsPath}/relay-draining`, { gracePeriodSeconds: 30 });
     expect(terminating.metadata.deletionTimestamp).toBeTruthy();
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-    expect(rec.deleted).toEqual(['relay-gone']);
+    // The watch delivers events in order: once the marker's deletion (after the terminating
+    // update) is reported, a report of the terminating pod could only have come before it.
+    await admin('DELETE', `${podsPath}/relay-marker`);
+    await expect.poll(() => rec.deleted).toEqual(['relay-gone', 'relay-marker']);
     await admin('DELETE', `${podsPath}/relay-draining`, { gracePeriodSeconds: 0 });
-    await expect.poll(() => rec.deleted).toEqual(['relay-gone', 'relay-draining']);
-    expect(await metricValue(rec.registry, 'relay_k8s_pod_deletions_total')).toBe(2);
+    await expect.poll(() => rec.deleted).toEqual(['relay-gone', 'relay-marker', 'relay-draining']);
+    expect(await metricValue(rec.registry, 'relay_k8s_pod_deletions_total')).toBe(3);
   });
 });
 
@@ -252,7 +255,8 @@ describe('Lease leader election', () => {
     const a = contender('pod-a_2');
     await expect.poll(() => a.isLeader(), { timeout: 10_000 }).toBe(true);
     const b = contender('pod-b_2');
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    // b has read the Lease and seen a hold it: it does not take over a renewed lease.
+    await expect.poll(() => b.leader(), { timeout: 5_000 }).toBe('pod-a_2');
     expect(b.isLeader()).toBe(false);
 
     const stopped = Date.now();
@@ -272,7 +276,7 @@ describe('Lease leader election', () => {
     const a = contender('pod-a_3', new Registry(), slow);
     await expect.poll(() => a.isLeader(), { timeout: 10_000 }).toBe(true);
     const b = contender('pod-b_3', new Registry(), slow);
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await expect.poll(() => b.leader(), { timeout: 5_000 }).toBe('pod-a_3');
     const released = Date.now();
     await a.close();
     expect((await readLease()).spec.holderIdentity).not.toBe('pod-a_3');

@@ -1,6 +1,11 @@
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
-import { Cluster, Redis, type ClusterNode, type RedisOptions as IoRedisOptions } from 'ioredis';
+import {
+  Cluster,
+  Redis,
+  type ClusterNode as RedisClusterNode,
+  type RedisOptions as IoRedisOptions,
+} from 'ioredis';
 import type { HostPort, RedisOptions } from '../../config/cluster-options.js';
 import type { RedisClient } from './scripts.js';
 
@@ -82,7 +87,7 @@ function tlsOptions(options: RedisOptions): ConnectionOptions | undefined {
 }
 
 function createClusterConnections(nodes: readonly HostPort[], nodeOptions: IoRedisOptions): RedisConnections {
-  const startupNodes: ClusterNode[] = nodes.map(({ host, port }) => ({ host, port }));
+  const startupNodes: RedisClusterNode[] = nodes.map(({ host, port }) => ({ host, port }));
   const command = new Cluster(startupNodes, {
     enableOfflineQueue: false,
     clusterRetryStrategy: retryStrategy,
