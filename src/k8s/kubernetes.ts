@@ -8,7 +8,7 @@ import { KubernetesMetrics } from './k8s-metrics.js';
 import { LeaseElection, type LeaseTiming } from './lease-election.js';
 import { PodDeletionWatch } from './pod-deletion-watch.js';
 import type { RebalanceOptions } from './rebalance-policy.js';
-import { Rebalancer, type RebalancerTiming } from './rebalancer.js';
+import { Rebalancer, type RebalancerTimers, type RebalancerTiming } from './rebalancer.js';
 import type { WatchTiming } from './resilient-watch.js';
 import { loadInRotation, type InstanceLoad } from './rotation.js';
 import { SiblingDiscovery, type Sibling } from './sibling-discovery.js';
@@ -41,7 +41,13 @@ export interface KubernetesOptions {
   kubeConfig?: KubeConfig;
   /** Lease holder identity (default: pod name + random suffix, new on every start). */
   identity?: string;
-  rebalance?: { enabled?: boolean; policy?: Partial<RebalanceOptions>; timing?: Partial<RebalancerTiming> };
+  rebalance?: {
+    enabled?: boolean;
+    policy?: Partial<RebalanceOptions>;
+    timing?: Partial<RebalancerTiming>;
+    /** Tests: step the rebalancing rounds by hand. */
+    timers?: RebalancerTimers;
+  };
   watchTiming?: Partial<WatchTiming>;
   leaseTiming?: Partial<LeaseTiming>;
   /** How long start waits for the first lists before returning anyway (default 5 s). */
@@ -142,6 +148,7 @@ export async function startKubernetes(options: KubernetesOptions): Promise<Kuber
           metrics,
           ...(options.rebalance?.policy ? { policy: options.rebalance.policy } : {}),
           ...(options.rebalance?.timing ? { timing: options.rebalance.timing } : {}),
+          ...(options.rebalance?.timers ? { timers: options.rebalance.timers } : {}),
         });
 
   discovery.start();

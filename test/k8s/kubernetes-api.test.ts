@@ -28,6 +28,7 @@ import {
   type ChartNamespace,
 } from './support/chart-namespace.js';
 import type { KubeApiServer } from './support/kube-api-server.js';
+import { SteppedTimers } from './support/stepped-timers.js';
 import type { KubeRest } from './support/kube-rest.js';
 import { KUBE_TOOLS_TIMEOUT_MS } from './support/kube-tools.js';
 
@@ -82,7 +83,7 @@ interface Recorder {
 
 async function start(
   podName: string,
-  extra: { peers?: () => Promise<InstanceLoad[]>; rebalance?: boolean } = {},
+  extra: { peers?: () => Promise<InstanceLoad[]>; rebalance?: boolean; timers?: SteppedTimers } = {},
 ): Promise<{ k8s: KubernetesIntegration; rec: Recorder }> {
   const rec: Recorder = { siblings: [], deleted: [], shed: [], registry: new Registry() };
   const k8s = await startKubernetes({
@@ -106,6 +107,7 @@ async function start(
       enabled: extra.rebalance ?? false,
       policy: { minExcess: 1, maxShedFraction: 1 },
       timing: { intervalMs: 300, cooldownMs: 60_000, shedWindowMs: 5_000 },
+      ...(extra.timers ? { timers: extra.timers } : {}),
     },
     watchTiming: FAST_WATCH,
     leaseTiming: FAST_LEASE,
@@ -330,18 +332,22 @@ describe('rebalancing through startKubernetes', () => {
       { instance: 'instance-2', podName: 'elsewhere-2', peers: 900 },
       { instance: 'instance-3', podName: 'elsewhere-3', peers: 0 },
     ];
-    const one = await start('relay-1', { peers: load, rebalance: true });
-    const two = await start('relay-2', { peers: load, rebalance: true });
+    // Rounds run when the test steps them: what each one did is exact.
+    const timers = [new SteppedTimers(), new SteppedTimers()] as const;
+    const one = await start('relay-1', { peers: load, rebalance: true, timers: timers[0] });
+    const two = await start('relay-2', { peers: load, rebalance: true, timers: timers[1] });
     await expect.poll(() => one.k8s.isLeader() || two.k8s.isLeader(), { timeout: 10_000 }).toBe(true);
     const [leader, follower] = one.k8s.isLeader() ? [one, two] : [two, one];
-    await expect.poll(() => leader.rec.shed.length, { timeout: 5_000 }).toBe(2);
+    const [leaderTimers, followerTimers] = one.k8s.isLeader() ? timers : [timers[1], timers[0]];
+    // The follower's round asks nothing and comes back at the interval.
+    expect(await followerTimers.step()).toBe(300);
+    expect(follower.rec.shed).toEqual([]);
+    // The leader's round sheds, then waits the cooldown before the next.
+    expect(await leaderTimers.step()).toBe(60_000);
     expect(leader.rec.shed).toEqual([
       ['instance-1', 300, 5_000],
       ['instance-2', 300, 5_000],
     ]);
-    await new Promise((resolve) => setTimeout(resolve, 700));
-    expect(follower.rec.shed).toEqual([]);
-    expect(leader.rec.shed).toHaveLength(2); // cooldown: no second round yet
     expect(await metricValue(leader.rec.registry, 'relay_rebalance_shed_requested_total')).toBe(600);
     expect(await metricValue(leader.rec.registry, 'relay_rebalance_imbalance_ratio')).toBeCloseTo(1.5);
   });

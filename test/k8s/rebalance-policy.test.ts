@@ -3,7 +3,8 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { KubernetesMetrics } from '../../src/k8s/k8s-metrics.js';
 import { planRebalance } from '../../src/k8s/rebalance-policy.js';
-import { Rebalancer, type RebalancerTimers } from '../../src/k8s/rebalancer.js';
+import { Rebalancer } from '../../src/k8s/rebalancer.js';
+import { SteppedTimers } from './support/stepped-timers.js';
 
 const peers = (entries: Record<string, number>): Map<string, number> => new Map(Object.entries(entries));
 const counts = (plan: ReturnType<typeof planRebalance>): Record<string, number> =>
@@ -84,27 +85,6 @@ describe('planRebalance', () => {
     expect(Math.max(...values)).toBeLessThanOrEqual(1000 * 1.2 + 10);
   });
 });
-
-/** Timers the test fires by hand: each round runs when the test says, with the delay it was given. */
-class SteppedTimers implements RebalancerTimers {
-  readonly pending: { callback: () => void; delayMs: number }[] = [];
-  setTimeout(callback: () => void, delayMs: number): unknown {
-    const timer = { callback, delayMs };
-    this.pending.push(timer);
-    return timer;
-  }
-  clearTimeout(handle: unknown): void {
-    const index = this.pending.indexOf(handle as (typeof this.pending)[number]);
-    if (index >= 0) this.pending.splice(index, 1);
-  }
-  /** Runs the one pending round and waits until it scheduled the next; returns that one's delay. */
-  async step(): Promise<number> {
-    expect(this.pending).toHaveLength(1);
-    this.pending.shift()!.callback();
-    await expect.poll(() => this.pending.length).toBe(1);
-    return this.pending[0]!.delayMs;
-  }
-}
 
 describe('Rebalancer loop', () => {
   const make = (options: {
