@@ -21,7 +21,6 @@ import { decodeRedisPeerEvent } from './redis/event-codec.js';
 import type { RedisKeys } from './redis/keys.js';
 import { RedisStore } from './redis/store.js';
 
-
 /** Thrown by register() while Redis cannot take registrations; the relay refuses the connection. */
 export class RegistryUnavailableError extends Error {
   constructor(reason: string) {
