@@ -26,6 +26,10 @@ export function parsePort(setting: string, value: string): number {
 export function parsePortList(setting: string, value: string): number[] {
   const ports = splitList(value).map((part) => parsePort(setting, part));
   if (ports.length === 0) throw new ConfigError(`${setting}: expected at least one port`);
+  // As NetBird: each port 1-65535 and given once.
+  if (ports.includes(0)) throw new ConfigError(`${setting}: port 0 is not allowed`);
+  const dup = ports.find((p, i) => ports.indexOf(p) !== i);
+  if (dup !== undefined) throw new ConfigError(`${setting}: port ${dup} is given twice`);
   return ports;
 }
 

@@ -12,10 +12,12 @@ import {
   parsePortList,
   parsePositiveInteger,
 } from './parse-values.js';
+import { instanceUrl } from './exposed-address.js';
 import { SETTINGS, type SettingName, type SettingSpec } from './settings.js';
 
 export interface RelayConfig {
   readonly listen: HostPort;
+  /** The instance URL sent in every auth response (derived from NB_EXPOSED_ADDRESS as NetBird does). */
   readonly exposedAddress: string;
   readonly authSecret: string;
   readonly metricsPort: number;
@@ -40,6 +42,20 @@ const byFlag = new Map<string, SettingName>(
   Object.entries(SETTINGS).map(([name, spec]) => [spec.flag, name as SettingName]),
 );
 
+// NetBird's one-letter flags (pflag shorthands), same letters.
+const SHORT_FLAGS: Readonly<Record<string, SettingName>> = {
+  l: 'listenAddress',
+  e: 'exposedAddress',
+  d: 'letsencryptDataDir',
+  a: 'letsencryptDomains',
+  c: 'tlsCertFile',
+  k: 'tlsKeyFile',
+  s: 'authSecret',
+  H: 'healthListenAddress',
+};
+// List flags NetBird lets users repeat: each occurrence adds to the list.
+const REPEATABLE = new Set<SettingName>(['stunPorts', 'letsencryptDomains']);
+
 /** Flags win over NB_* variables, which win over defaults. Unknown flags are errors. */
 export function readRawSettings(argv: readonly string[], env: NodeJS.ProcessEnv): RawSettings {
   const raw: RawSettings = {};
@@ -47,19 +63,25 @@ export function readRawSettings(argv: readonly string[], env: NodeJS.ProcessEnv)
     const fromEnv = env[spec.env];
     if (fromEnv !== undefined && fromEnv !== '') raw[name] = fromEnv;
   }
+  const seen = new Set<SettingName>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
-    const match = /^--([a-z0-9-]+)(?:=(.*))?$/s.exec(arg);
-    const name = match ? byFlag.get(match[1] as string) : undefined;
+    const long = /^--([a-z0-9-]+)(?:=(.*))?$/s.exec(arg);
+    const short = long ? null : /^-([A-Za-z])(?:=?(.+))?$/s.exec(arg);
+    const match = long ?? short;
+    const name = long ? byFlag.get(long[1] as string) : short ? SHORT_FLAGS[short[1] as string] : undefined;
     if (!match || !name) throw new ConfigError(`${arg}: unknown flag (see --help)`);
     const spec: SettingSpec = SETTINGS[name];
-    if (match[2] !== undefined) raw[name] = match[2];
-    else if (spec.boolean) raw[name] = 'true';
+    let given: string;
+    if (match[2] !== undefined) given = match[2];
+    else if (spec.boolean) given = 'true';
     else {
       const value = argv[++i];
-      if (value === undefined) throw new ConfigError(`--${match[1]}: missing value`);
-      raw[name] = value;
+      if (value === undefined) throw new ConfigError(`${arg}: missing value`);
+      given = value;
     }
+    raw[name] = REPEATABLE.has(name) && seen.has(name) ? `${raw[name] ?? ''},${given}` : given;
+    seen.add(name);
   }
   return raw;
 }
@@ -78,20 +100,25 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Rel
     return v;
   };
 
-  for (const name of ['letsencryptDomains', 'letsencryptDataDir', 'letsencryptEmail'] as const) {
-    if (raw[name] !== undefined) {
+  for (const name of [
+    'letsencryptDomains',
+    'letsencryptDataDir',
+    'letsencryptEmail',
+    'letsencryptAwsRoute53',
+  ] as const) {
+    const given = raw[name];
+    if (given !== undefined && !(SETTINGS[name] as SettingSpec).boolean) {
+      throw new ConfigError(
+        `${label(name)}: Let's Encrypt is not supported; give NB_TLS_CERT_FILE and NB_TLS_KEY_FILE or terminate TLS in front`,
+      );
+    }
+    if (given !== undefined && parseBoolean(label(name), given)) {
       throw new ConfigError(
         `${label(name)}: Let's Encrypt is not supported; give NB_TLS_CERT_FILE and NB_TLS_KEY_FILE or terminate TLS in front`,
       );
     }
   }
 
-  const exposedAddress = required('exposedAddress').trim();
-  if (!/^rels?:\/\/[^/\s]+$/.test(exposedAddress)) {
-    throw new ConfigError(
-      `${label('exposedAddress')}: expected rel://host:port or rels://host:port, got "${exposedAddress}"`,
-    );
-  }
   const authSecret = required('authSecret');
 
   const certFile = value('tlsCertFile');
@@ -100,6 +127,11 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Rel
     const missing = certFile === undefined ? 'tlsCertFile' : 'tlsKeyFile';
     throw new ConfigError(`${label(missing)}: TLS needs both NB_TLS_CERT_FILE and NB_TLS_KEY_FILE`);
   }
+  const exposedAddress = instanceUrl(
+    label('exposedAddress'),
+    required('exposedAddress').trim(),
+    certFile !== undefined,
+  );
 
   const logLevel = parseLogLevel(label('logLevel'), required('logLevel'));
   const enableStun = parseBoolean(label('enableStun'), required('enableStun'));

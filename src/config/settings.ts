@@ -21,7 +21,7 @@ export const SETTINGS = {
   exposedAddress: {
     flag: 'exposed-address',
     env: 'NB_EXPOSED_ADDRESS',
-    help: 'public URL peers use, rel://host:port or rels://host:port (required)',
+    help: 'address peers use: host:port (rels:// with TLS, rel:// without) or a rel(s):// URL, path allowed (required)',
     group: 'relay',
   },
   authSecret: {
@@ -67,6 +67,14 @@ export const SETTINGS = {
   letsencryptEmail: {
     flag: 'letsencrypt-email',
     env: 'NB_LETSENCRYPT_EMAIL',
+    help: 'not supported (see --letsencrypt-domains)',
+    group: 'relay',
+  },
+  letsencryptAwsRoute53: {
+    flag: 'letsencrypt-aws-route53',
+    env: 'NB_LETSENCRYPT_AWS_ROUTE53',
+    default: 'false',
+    boolean: true,
     help: 'not supported (see --letsencrypt-domains)',
     group: 'relay',
   },

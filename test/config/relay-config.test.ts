@@ -227,4 +227,27 @@ describe('configuration', () => {
     expect(check.ok).toBe(true);
     if (check.ok) expect(check.expiresAt - Date.now() / 1000).toBeGreaterThan(3500);
   });
+
+  it("takes NetBird's one-letter flags and repeated --stun-ports as NetBird does", () => {
+    const c = loadConfig(
+      ['-l', '127.0.0.1:8443', '-e=relay.example.com:8443', '-sSECRET', '-H', ':9100', '--enable-stun'],
+      {},
+    );
+    expect(c.listen).toEqual({ host: '127.0.0.1', port: 8443 });
+    expect(c.exposedAddress).toBe('rel://relay.example.com:8443');
+    expect(c.authSecret).toBe('SECRET');
+    expect(c.healthListen).toEqual({ host: '', port: 9100 });
+    const repeated = loadConfig(['--enable-stun', '--stun-ports', '3478', '--stun-ports=3479,3480'], base);
+    expect(repeated.stun?.ports).toEqual([3478, 3479, 3480]);
+  });
+
+  it('refuses what NetBird refuses for STUN ports and Route 53, naming the setting', () => {
+    const stun = { ...base, NB_ENABLE_STUN: 'true' };
+    expect(() => loadConfig([], { ...stun, NB_STUN_PORTS: '3478,3478' })).toThrow(
+      /^NB_STUN_PORTS: port 3478/,
+    );
+    expect(() => loadConfig([], { ...stun, NB_STUN_PORTS: '0' })).toThrow(/^NB_STUN_PORTS: port 0/);
+    expect(() => loadConfig(['--letsencrypt-aws-route53'], base)).toThrow(/^NB_LETSENCRYPT_AWS_ROUTE53: /);
+    expect(loadConfig([], { ...base, NB_LETSENCRYPT_AWS_ROUTE53: 'false' }).tls).toBeUndefined();
+  });
 });

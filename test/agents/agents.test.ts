@@ -1,0 +1,422 @@
+// Real NetBird v0.77.1 agents (client/embed, one process each) with NetBird's
+// own management + signal (combined server), through the relay under test:
+// ours standalone, ours as 3 pods behind a round-robin front, NetBird's relay,
+// and NetBird's 2-instance HA layout (two relays, one front, one exposed address).
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CACHE_DIR,
+  NETBIRD_RELAY_BIN,
+  ROOT,
+  ManagedProcess,
+  buildGoBinaries,
+  cleanEnv,
+  freePorts,
+  killAll,
+} from '../interop/harness.js';
+import {
+  Agent,
+  RoundRobinFront,
+  agentLog,
+  buildAgentBinaries,
+  startManagement,
+  type Management,
+} from './harness.js';
+
+const SECRET = `agents-${randomBytes(8).toString('hex')}`;
+const CLUSTER_SECRET = `mesh-${randomBytes(8).toString('hex')}`;
+const CLI = join(ROOT, 'dist', 'cli.js');
+const RESULTS = join(CACHE_DIR, 'agents-results.json');
+// Every pair of 3 agents has connected within 15 s in the runs on this machine
+// (2 shared cores); 90 s leaves room for a loaded CI box.
+const CONNECT_BOUND_MS = 90_000;
+
+type LayoutKey = 'ours-standalone' | 'ours-3-pod' | 'netbird' | 'netbird-ha';
+
+interface Layout {
+  key: LayoutKey;
+  exposed: string;
+  relays: ManagedProcess[];
+  metricsPorts: number[];
+  others: { close(): Promise<void> }[];
+}
+
+const results: Record<string, Record<string, unknown>> = {};
+let buildMs = { agents: 0, relay: 0 };
+const dirs: string[] = [];
+
+function tmp(prefix: string): string {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(d);
+  return d;
+}
+
+async function waitRedis(port: number): Promise<void> {
+  await expect
+    .poll(
+      () =>
+        new Promise<boolean>((resolve) => {
+          const s = connect(port, '127.0.0.1', () => s.write('PING\r\n'));
+          s.once('data', (d) => {
+            s.destroy();
+            resolve(d.toString().startsWith('+PONG'));
+          });
+          s.once('error', () => resolve(false));
+        }),
+      { timeout: 10_000, interval: 100 },
+    )
+    .toBe(true);
+}
+
+function oursRelay(name: string, listen: number, exposed: string, extra: Record<string, string> = {}) {
+  return freePorts(2).then(([metrics, health]) => ({
+    metrics: metrics!,
+    process: new ManagedProcess({
+      name,
+      cmd: process.execPath,
+      args: [CLI],
+      env: cleanEnv({
+        NB_LISTEN_ADDRESS: `127.0.0.1:${listen}`,
+        NB_EXPOSED_ADDRESS: exposed,
+        NB_AUTH_SECRET: SECRET,
+        NB_METRICS_PORT: String(metrics),
+        NB_HEALTH_LISTEN_ADDRESS: `127.0.0.1:${health}`,
+        NB_LOG_LEVEL: 'info',
+        ...extra,
+      }),
+      readyUrl: `http://127.0.0.1:${health}/readyz`,
+    }),
+  }));
+}
+
+function netbirdRelay(name: string, listen: number, exposed: string) {
+  return freePorts(2).then(([metrics, health]) => ({
+    metrics: metrics!,
+    process: new ManagedProcess({
+      name,
+      cmd: NETBIRD_RELAY_BIN,
+      args: [],
+      env: cleanEnv({
+        NB_LISTEN_ADDRESS: `127.0.0.1:${listen}`,
+        NB_EXPOSED_ADDRESS: exposed,
+        NB_AUTH_SECRET: SECRET,
+        NB_METRICS_PORT: String(metrics),
+        NB_HEALTH_LISTEN_ADDRESS: `127.0.0.1:${health}`,
+      }),
+      readyUrl: `http://127.0.0.1:${health}/health`,
+    }),
+  }));
+}
+
+async function startLayout(key: LayoutKey): Promise<Layout> {
+  const layout: Layout = { key, exposed: '', relays: [], metricsPorts: [], others: [] };
+  const add = async (r: { metrics: number; process: ManagedProcess }): Promise<void> => {
+    layout.relays.push(r.process);
+    layout.metricsPorts.push(r.metrics);
+    await r.process.start(30_000);
+  };
+  if (key === 'ours-standalone' || key === 'netbird') {
+    const [listen] = (await freePorts(1)) as [number];
+    layout.exposed = `rel://127.0.0.1:${listen}`;
+    await add(await (key === 'netbird' ? netbirdRelay : oursRelay)(key, listen, layout.exposed));
+    return layout;
+  }
+  const pods = key === 'ours-3-pod' ? 3 : 2;
+  const [frontPort, ...listens] = (await freePorts(1 + pods)) as number[];
+  layout.exposed = `rel://127.0.0.1:${frontPort}`;
+  if (key === 'netbird-ha') {
+    for (let i = 0; i < pods; i++)
+      await add(await netbirdRelay(`netbird-ha-${i}`, listens[i]!, layout.exposed));
+  } else {
+    const [redisPort, ...mesh] = (await freePorts(1 + pods)) as number[];
+    const redis = new ManagedProcess({
+      name: 'agents-redis',
+      cmd: 'redis-server',
+      args: ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      env: cleanEnv(),
+    });
+    await redis.start();
+    layout.others.push({ close: async () => void (await redis.stop('SIGKILL', 5_000)) });
+    await waitRedis(redisPort!);
+    for (let i = 0; i < pods; i++) {
+      await add(
+        await oursRelay(`agents-pod-${i}`, listens[i]!, layout.exposed, {
+          NB_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+          NB_CLUSTER_SECRET: CLUSTER_SECRET,
+          NB_MESH_LISTEN_ADDRESS: `127.0.0.1:${mesh[i]}`,
+          NB_MESH_ADVERTISE_ADDRESS: `127.0.0.1:${mesh[i]}`,
+          NB_POD_NAME: `pod-${i}`,
+        }),
+      );
+    }
+  }
+  layout.others.push(await RoundRobinFront.start(frontPort!, listens));
+  return layout;
+}
+
+async function stopLayout(layout: Layout): Promise<void> {
+  for (const r of layout.relays) await r.stop('SIGKILL', 5_000);
+  for (const o of layout.others) await o.close();
+}
+
+async function relayPeers(port: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const line = text.split('\n').find((l) => /^relay_peers(\{[^}]*\})? /.test(l));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
+interface PairState {
+  a: Agent;
+  b: Agent;
+  connected: boolean;
+  viaExposed: boolean;
+}
+
+async function pairStates(agents: Agent[], exposed: string): Promise<PairState[]> {
+  const statuses = await Promise.all(agents.map((a) => a.status()));
+  const pairs: PairState[] = [];
+  for (let i = 0; i < agents.length; i++) {
+    for (let j = i + 1; j < agents.length; j++) {
+      const ends = [
+        statuses[i]!.peers.find((p) => p.pubKey === agents[j]!.pubKey),
+        statuses[j]!.peers.find((p) => p.pubKey === agents[i]!.pubKey),
+      ];
+      pairs.push({
+        a: agents[i]!,
+        b: agents[j]!,
+        connected: ends.every((p) => p?.connStatus === 'Connected' && p.relayed),
+        viaExposed: ends.every((p) => p?.relayServerAddress === exposed),
+      });
+    }
+  }
+  return pairs;
+}
+
+/** 1 MiB over TCP with a checksum and a UDP echo, both directions of the pair. */
+async function traffic(pair: PairState): Promise<{ tcpMs: number; udpMs: number }> {
+  const tcp = await pair.a.request(`tcp ${pair.b.ip} 1048576`, 'tcp');
+  expect(tcp, `${pair.a.name}→${pair.b.name} tcp: ${JSON.stringify(tcp)}`).toMatchObject({ ok: true });
+  const back = await pair.b.request(`tcp ${pair.a.ip} 1048576`, 'tcp');
+  expect(back, `${pair.b.name}→${pair.a.name} tcp`).toMatchObject({ ok: true });
+  const udp = await pair.a.request(`udp ${pair.b.ip}`, 'udp');
+  expect(udp, `${pair.a.name}→${pair.b.name} udp`).toMatchObject({ ok: true });
+  return { tcpMs: Number(tcp.ms), udpMs: Number(udp.ms) };
+}
+
+interface Run {
+  layout: Layout;
+  management: Management;
+  agents: Agent[];
+}
+
+async function startRun(key: LayoutKey, agentCount: number, logLevel = 'info'): Promise<Run> {
+  const layout = await startLayout(key);
+  const management = await startManagement({
+    dataDir: tmp('nb-agents-mgmt-'),
+    relayUrls: [layout.exposed],
+    relaySecret: SECRET,
+    credentialsTtl: '24h',
+  });
+  const agents: Agent[] = [];
+  for (let i = 0; i < agentCount; i++) {
+    rmSync(agentLog(`${key}-${i}`), { force: true });
+    agents.push(
+      await Agent.start({
+        name: `${key}-${i}`,
+        management: management.url,
+        setupKey: management.setupKey,
+        dir: tmp(`nb-agent-${i}-`),
+        logLevel,
+      }),
+    );
+  }
+  return { layout, management, agents };
+}
+
+async function stopRun(run: Run | undefined): Promise<void> {
+  if (!run) return;
+  await Promise.all(run.agents.map((a) => a.stop().catch(() => a.kill('SIGKILL'))));
+  await run.management.process.stop('SIGTERM', 10_000);
+  await stopLayout(run.layout);
+}
+
+/** The host as found: no nftables table of NetBird's, nothing under /var/lib/netbird or ~/.netbird. */
+function hostUntouched(): void {
+  let tables = '';
+  try {
+    tables = execFileSync('nft', ['list', 'tables'], { encoding: 'utf8' });
+  } catch {
+    tables = ''; // no nft binary or no permission: nothing of NetBird's can be there either
+  }
+  expect(tables).not.toMatch(/\bnetbird\b/);
+  expect(existsSync('/var/lib/netbird')).toBe(false);
+  expect(existsSync(join(homedir(), '.netbird'))).toBe(false);
+  expect(existsSync('/etc/netbird')).toBe(false);
+}
+
+beforeAll(async () => {
+  const relay = await buildGoBinaries(20 * 60_000);
+  const agents = await buildAgentBinaries(30 * 60_000);
+  buildMs = { agents: agents.ms, relay: relay.ms };
+  hostUntouched();
+}, 50 * 60_000);
+
+afterAll(() => {
+  killAll();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  writeFileSync(RESULTS, `${JSON.stringify({ buildMs, results }, null, 2)}\n`);
+  hostUntouched();
+});
+
+describe.each<[LayoutKey, number]>([
+  ['ours-standalone', 3],
+  ['ours-3-pod', 4],
+  ['netbird', 3],
+])('mesh of agents, relay: %s, %i agents', (key, count) => {
+  let run: Run | undefined;
+  afterAll(async () => {
+    await stopRun(run);
+  }, 60_000);
+
+  it('every pair Connected + Relayed via the exposed URL; TCP 1 MiB and UDP both ways', async () => {
+    const started = Date.now();
+    run = await startRun(key, count);
+    const r = run;
+    const total = (count * (count - 1)) / 2;
+    await expect
+      .poll(async () => (await pairStates(r.agents, r.layout.exposed)).filter((p) => p.connected).length, {
+        timeout: CONNECT_BOUND_MS,
+        interval: 500,
+      })
+      .toBe(total);
+    const connectMs = Date.now() - started;
+    const pairs = await pairStates(r.agents, r.layout.exposed);
+    expect(pairs.every((p) => p.viaExposed)).toBe(true);
+    const traffics = [];
+    for (const p of pairs) traffics.push(await traffic(p));
+    const perPod = await Promise.all(r.layout.metricsPorts.map(relayPeers));
+    expect(perPod.reduce((a, b) => a + b, 0)).toBe(count);
+    if (key === 'ours-3-pod') expect(perPod.filter((n) => n > 0).length).toBeGreaterThanOrEqual(2);
+    results[`mesh-${count}/${key}`] = { pass: true, connectMs, perPod, traffics };
+  }, 300_000);
+});
+
+describe("NetBird's 2-instance HA layout (one exposed address, round-robin front)", () => {
+  let run: Run | undefined;
+  afterAll(async () => {
+    await stopRun(run);
+  }, 60_000);
+
+  it('only pairs on the same instance connect; cross-instance pairs stay unconnected', async () => {
+    run = await startRun('netbird-ha', 4);
+    const r = run;
+    await expect
+      .poll(
+        async () => (await Promise.all(r.layout.metricsPorts.map(relayPeers))).reduce((a, b) => a + b, 0),
+        {
+          timeout: 30_000,
+        },
+      )
+      .toBe(4);
+    const perInstance = await Promise.all(r.layout.metricsPorts.map(relayPeers));
+    expect(perInstance.every((n) => n > 0)).toBe(true);
+    const sameInstancePairs = perInstance.reduce((sum, n) => sum + (n * (n - 1)) / 2, 0);
+    // Same-instance pairs connect as on a single relay …
+    await expect
+      .poll(async () => (await pairStates(r.agents, r.layout.exposed)).filter((p) => p.connected).length, {
+        timeout: CONNECT_BOUND_MS,
+        interval: 500,
+      })
+      .toBe(sameInstancePairs);
+    // … and the others never do: given the time every pair of ours needs and
+    // more, none of them has connected (the relay they dial does not know the peer).
+    const observeUntil = Date.now() + 30_000;
+    while (Date.now() < observeUntil) {
+      const connected = (await pairStates(r.agents, r.layout.exposed)).filter((p) => p.connected).length;
+      expect(connected).toBe(sameInstancePairs);
+      await new Promise((res) => setTimeout(res, 1_000));
+    }
+    results['mesh-4/netbird-ha'] = {
+      pass: false,
+      perInstance,
+      connectedPairs: sameInstancePairs,
+      totalPairs: 6,
+    };
+  }, 300_000);
+});
+
+// Restarts per order (restarted agent's key sorts above / below the keeper's).
+const RESTARTS_PER_ORDER = 3;
+// Recovery measured on this machine: see README (Compatibility). The bound is
+// above every run seen, with room for a loaded CI box.
+const RECOVERY_BOUND_MS = 20_000;
+const REUSE_LINE = 'handled offer by reusing existing relay connection';
+
+function countInLog(name: string, needle: string): number {
+  const path = agentLog(name);
+  return existsSync(path) ? readFileSync(path, 'utf8').split(needle).length - 1 : 0;
+}
+
+/** Freeze the agent (its relay socket stays open), start its successor with the same key, kill the frozen one. */
+async function abruptRestart(r: Run, keeper: Agent, index: number): Promise<{ ms: number; higher: boolean }> {
+  const old = r.agents[index]!;
+  old.kill('SIGSTOP');
+  const fresh = await Agent.start(old.options);
+  expect(fresh.pubKey).toBe(old.pubKey);
+  old.kill('SIGKILL');
+  await old.exited;
+  r.agents[index] = fresh;
+  const t0 = Date.now();
+  for (;;) {
+    const echo = await keeper.request(`udp ${fresh.ip}`, 'udp');
+    if (echo.ok === true) break;
+    expect(Date.now() - t0, `traffic to ${fresh.name} did not come back`).toBeLessThan(RECOVERY_BOUND_MS);
+  }
+  const ms = Date.now() - t0;
+  expect(await keeper.request(`tcp ${fresh.ip} 1048576`, 'tcp'), 'tcp after restart').toMatchObject({
+    ok: true,
+  });
+  return { ms, higher: fresh.pubKey > keeper.pubKey };
+}
+
+describe.each<[LayoutKey]>([['ours-standalone'], ['ours-3-pod'], ['netbird']])(
+  'agent restart (SIGSTOP, successor, SIGKILL), relay: %s',
+  (key) => {
+    let run: Run | undefined;
+    afterAll(async () => {
+      await stopRun(run);
+    }, 60_000);
+
+    it(`traffic comes back after ${RESTARTS_PER_ORDER} restarts of each side`, async () => {
+      run = await startRun(key, 2, 'debug');
+      const r = run;
+      await expect
+        .poll(async () => (await pairStates(r.agents, r.layout.exposed))[0]!.connected, {
+          timeout: CONNECT_BOUND_MS,
+          interval: 500,
+        })
+        .toBe(true);
+      const recoveries: { ms: number; higher: boolean }[] = [];
+      for (let i = 0; i < RESTARTS_PER_ORDER * 2; i++) {
+        const index = i % 2;
+        recoveries.push(await abruptRestart(r, r.agents[1 - index]!, index));
+      }
+      const byOrder = (higher: boolean) => recoveries.filter((x) => x.higher === higher).map((x) => x.ms);
+      results[`restart/${key}`] = {
+        pass: true,
+        restartedKeyHigherMs: byOrder(true),
+        restartedKeyLowerMs: byOrder(false),
+        reuseLines: r.agents.reduce((n, a) => n + countInLog(a.name, REUSE_LINE), 0),
+        connectionAlreadyExists: r.agents.reduce(
+          (n, a) => n + countInLog(a.name, 'connection already exists'),
+          0,
+        ),
+      };
+    }, 600_000);
+  },
+);
