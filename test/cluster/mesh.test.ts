@@ -1,4 +1,5 @@
 import { createConnection } from 'node:net';
+import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -261,6 +262,44 @@ describe('mesh', () => {
     socket.write('GET /mesh HTTP/1.1\r\nHost: x\r\n');
     await new Promise((resolve) => socket.once('close', resolve));
     expect(Date.now() - started).toBeLessThan(3_000);
+  });
+
+  it('refuses connections beyond its cap of unauthenticated ones, and still accepts links after', async () => {
+    const metrics = new Registry();
+    const lines: { reason?: string; suppressed_since_last?: number }[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const server = new MeshServer({
+      listen: { host: '127.0.0.1', port: 0 },
+      secret: SECRET,
+      instanceId: 'b-instance',
+      maxPayload: 1024,
+      handshakeTimeoutMs: 10_000,
+      maxPendingConnections: 2,
+      metrics: new ClusterMetrics(metrics),
+      logger,
+      accept: (socket) => socket.close(1000, 'test'),
+    });
+    const port = await server.start();
+    try {
+      const silent = [0, 1].map(() => createConnection({ host: '127.0.0.1', port }));
+      await Promise.all(silent.map((s) => new Promise((resolve) => s.once('connect', resolve))));
+      // Beyond the cap: closed at once, each one counted, one warning for the burst.
+      const extra = Array.from({ length: 5 }, () => createConnection({ host: '127.0.0.1', port }));
+      await Promise.all(extra.map((s) => new Promise((resolve) => s.once('close', resolve))));
+      expect(
+        await metricValue(metrics, 'relay_mesh_auth_failures_total', { reason: 'connection_limit' }),
+      ).toBe(5);
+      expect(lines.filter((l) => l.reason === 'connection_limit')).toHaveLength(1);
+      for (const s of silent) s.destroy();
+      // Once the silent ones are gone, an authenticated dial gets through.
+      await eventually(async () => {
+        const { socket } = await rawDial(port, dialHeaders(SECRET, 'a-instance', 'b-instance').headers);
+        socket?.terminate();
+        return socket !== undefined;
+      });
+    } finally {
+      await server.close();
+    }
   });
 
   it('closes an authenticated link on malformed frames and delivers nothing from them', async () => {
