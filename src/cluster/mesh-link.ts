@@ -4,7 +4,7 @@ import { LastPeerKey } from '../protocol/last-peer-key.js';
 import type { PeerKey } from '../protocol/peer-id.js';
 import type { ClusterMetrics } from './cluster-metrics.js';
 import { MESH_HEADER, MESH_PATH, dialHeaders, isValidAcceptProof } from './mesh-auth.js';
-import { PEER_ID_SIZE } from '../protocol/constants.js';
+import { MAX_MESSAGE_SIZE, PEER_ID_SIZE } from '../protocol/constants.js';
 import {
   NOT_HERE_RECORD_SIZE,
   RECORD_HEADER_SIZE,
@@ -100,6 +100,9 @@ export class MeshLink {
   /** Scratch lists a frame is built from (reused: nothing allocated per message). */
   readonly #takenIds: Buffer[] = [];
   readonly #takenMessages: Buffer[] = [];
+  /** Written frames' buffers, for the next ones (at most framesInFlight). */
+  readonly #framePool: Buffer[] = [];
+  readonly #frameCapacity: number;
   readonly #notHere = new Set<PeerKey>();
   /** A shed request waiting for the next frame (a newer one replaces it). */
   #shed: MeshShedRequest | undefined;
@@ -123,6 +126,8 @@ export class MeshLink {
     this.remoteInstance = remoteInstance;
     this.#address = address;
     this.dials = context.localInstance < remoteInstance;
+    // A batch stops at frameBytes but its last record may overshoot by one message.
+    this.#frameCapacity = context.limits.frameBytes + PER_RECORD + MAX_MESSAGE_SIZE;
     this.#queue = new MeshFairQueue(
       context.limits.queueMessages,
       context.limits.queueBytes,
@@ -398,7 +403,12 @@ export class MeshLink {
       const count = this.#queue.take(frameBytes - control, PER_RECORD, ids, messages);
       let size = control + count * PER_RECORD;
       for (let i = 0; i < count; i++) size += (messages[i] as Buffer).length;
-      const frame = Buffer.allocUnsafe(size);
+      // Frame buffers are reused once written: no 64 KiB allocation (and GC) per batch.
+      const backing =
+        size <= this.#frameCapacity
+          ? (this.#framePool.pop() ?? Buffer.allocUnsafeSlow(this.#frameCapacity))
+          : undefined;
+      const frame = backing ? backing.subarray(0, size) : Buffer.allocUnsafe(size);
       let offset = 0;
       if (this.#shed) offset = writeShedRecord(frame, offset, this.#shed);
       this.#shed = undefined;
@@ -413,6 +423,7 @@ export class MeshLink {
       this.#inFlight++;
       this.#context.metrics.frames.inc({ direction: 'out' });
       socket.send(frame, { binary: true }, (err) => {
+        if (backing && this.#framePool.length < framesInFlight) this.#framePool.push(backing);
         if (this.#socket !== socket) return;
         this.#inFlight--;
         if (!err) this.#scheduleFlush();
