@@ -4,7 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 
-const scripts = ['throughput', 'latency', 'scale', 'notify', 'failover', 'rolling', 'summary'];
+const scripts = ['throughput', 'fairness', 'latency', 'scale', 'notify', 'failover', 'rolling', 'summary'];
 for (const s of process.env.BENCH_ONLY?.split(',') ?? scripts) {
   console.log(`\n=== bench/${s}.ts`);
   const r = spawnSync(process.execPath, ['--import', 'tsx', `bench/${s}.ts`], { stdio: 'inherit' });

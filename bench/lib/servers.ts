@@ -15,6 +15,8 @@ import { freePort } from '../../test/support/free-port.js';
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const SECRET = 'bench-secret';
 export const RELAY_CLI = process.env.BENCH_RELAY_CLI ?? join(ROOT, 'dist', 'cli.js');
+/** The runtime our relays run on (BENCH_NODE=path; `bash bench/node24.sh` fetches Node 24 into .cache/). */
+export const RELAY_NODE = process.env.BENCH_NODE || process.execPath;
 export const NETBIRD_RELAY_BIN = join(ROOT, 'test', 'interop', 'bin', 'netbird-relay');
 const CLUSTER_SECRET = 'bench-cluster-secret';
 const CLUSTER_URL = 'rel://relay.bench.invalid:443';
@@ -153,7 +155,7 @@ async function ourRelayProc(name: string, options: OurRelayOptions & { exposed?:
     : [];
   return new Proc(
     name,
-    process.execPath,
+    RELAY_NODE,
     [...nodeArgs, RELAY_CLI],
     cleanEnv({
       NB_LISTEN_ADDRESS: `127.0.0.1:${port}`,
@@ -284,7 +286,7 @@ export async function startSplice(): Promise<Server> {
   const port = await freePort();
   const p = await new Proc(
     'splice',
-    process.execPath,
+    RELAY_NODE,
     [join(ROOT, 'bench', 'servers', 'splice.mjs'), String(port)],
     cleanEnv({}),
     undefined,

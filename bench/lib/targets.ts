@@ -2,7 +2,8 @@
  * The server configurations the data-path benchmarks compare, each started
  * only while it is measured: our standalone relay, our cluster with sender
  * and receiver on the same pod and on different pods, NetBird's relay, and
- * the raw TCP splice.
+ * the raw TCP splice. "cluster-random" places each pair's two peers on
+ * random pods of three (a load balancer's view: two thirds cross pods).
  */
 import {
   startCluster,
@@ -21,7 +22,14 @@ export interface Target {
   args: string[];
 }
 
-export const ALL_KEYS = ['ours', 'cluster-same', 'cluster-cross', 'netbird', 'splice'] as const;
+export const ALL_KEYS = [
+  'ours',
+  'cluster-same',
+  'cluster-cross',
+  'cluster-random',
+  'netbird',
+  'splice',
+] as const;
 export type TargetKey = (typeof ALL_KEYS)[number];
 
 export function selectedKeys(): TargetKey[] {
@@ -42,6 +50,19 @@ export async function forEachTarget(
     const s = await startOurs(options);
     try {
       await body({ key: 'ours', label: 'ours standalone', server: s, args: ['-send-urls', s.urls[0]!] });
+    } finally {
+      await s.stop();
+    }
+  }
+  if (keys.includes('cluster-random')) {
+    const s = await startCluster(3, options);
+    try {
+      await body({
+        key: 'cluster-random',
+        label: 'ours 3-pod cluster, random placement',
+        server: s,
+        args: randomPlacement(s.urls),
+      });
     } finally {
       await s.stop();
     }
@@ -88,4 +109,23 @@ export async function forEachTarget(
       await s.stop();
     }
   }
+}
+
+/** Pods for 64 pairs' senders and receivers, drawn uniformly but the same every run (fixed seed). */
+function randomPlacement(urls: readonly string[]): string[] {
+  let state = 0x9e3779b9;
+  const draw = (): string => {
+    // xorshift32: a fixed sequence, so every run measures the same placement.
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return urls[(state >>> 0) % urls.length]!;
+  };
+  const senders: string[] = [];
+  const receivers: string[] = [];
+  for (let i = 0; i < 64; i++) {
+    senders.push(draw());
+    receivers.push(draw());
+  }
+  return ['-send-urls', senders.join(','), '-recv-urls', receivers.join(',')];
 }

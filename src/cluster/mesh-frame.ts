@@ -34,11 +34,13 @@ export function transportRecordSize(message: Buffer): number {
   return RECORD_HEADER_SIZE + PEER_ID_SIZE + message.length;
 }
 
-/** Writes a transport record at `offset`; returns the offset after it. */
-export function writeTransportRecord(frame: Buffer, offset: number, peer: PeerKey, message: Buffer): number {
+/** Writes a transport record at `offset` (`peerId` = the destination's 36 ID bytes); returns the offset after it. */
+export function writeTransportRecord(frame: Buffer, offset: number, peerId: Buffer, message: Buffer): number {
   frame[offset] = MeshRecordType.Transport;
-  frame.writeUInt16BE(PEER_ID_SIZE + message.length, offset + 1);
-  frame.write(peer, offset + RECORD_HEADER_SIZE, PEER_ID_SIZE, 'latin1');
+  const length = PEER_ID_SIZE + message.length;
+  frame[offset + 1] = length >>> 8;
+  frame[offset + 2] = length & 0xff;
+  peerId.copy(frame, offset + RECORD_HEADER_SIZE, 0, PEER_ID_SIZE);
   message.copy(frame, offset + RECORD_HEADER_SIZE + PEER_ID_SIZE);
   return offset + RECORD_HEADER_SIZE + PEER_ID_SIZE + message.length;
 }

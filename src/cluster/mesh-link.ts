@@ -4,18 +4,19 @@ import { LastPeerKey } from '../protocol/last-peer-key.js';
 import type { PeerKey } from '../protocol/peer-id.js';
 import type { ClusterMetrics } from './cluster-metrics.js';
 import { MESH_HEADER, MESH_PATH, dialHeaders, isValidAcceptProof } from './mesh-auth.js';
+import { MAX_MESSAGE_SIZE, PEER_ID_SIZE } from '../protocol/constants.js';
 import {
   NOT_HERE_RECORD_SIZE,
+  RECORD_HEADER_SIZE,
   readMeshFrame,
   SHED_RECORD_SIZE,
-  transportRecordSize,
   writeNotHereRecord,
   writeShedRecord,
   writeTransportRecord,
   type MeshFrameVisitor,
   type MeshShedRequest,
 } from './mesh-frame.js';
-import { MeshSendQueue } from './mesh-send-queue.js';
+import { MeshFairQueue } from './mesh-fair-queue.js';
 
 /** What every link of this instance shares. */
 export interface MeshLinkContext {
@@ -34,7 +35,10 @@ export interface MeshLinkContext {
 }
 
 export interface MeshLimits {
-  /** Messages a link queues while it is down or busy; the oldest go first. */
+  /**
+   * Messages a link queues while it is down or busy. When full, the flow
+   * (destination peer) holding more than its share loses its oldest.
+   */
   queueMessages: number;
   queueBytes: number;
   /** A batch stops growing at this size (one record may overshoot it). */
@@ -68,6 +72,10 @@ export const DEFAULT_MESH_LIMITS: MeshLimits = {
   backoffMaxMs: 5_000,
 };
 
+/** Bytes a flow may put into a frame each round-robin turn. */
+const FLOW_QUANTUM_BYTES = 8 * 1024;
+const PER_RECORD = RECORD_HEADER_SIZE + PEER_ID_SIZE;
+
 /**
  * The one link between this instance and another; either side sends on it.
  * The instance with the lower id dials as soon as it knows the other. The
@@ -88,7 +96,13 @@ export class MeshLink {
   /** Since when the member list no longer names the other instance. */
   missingSince: number | undefined;
   readonly #context: MeshLinkContext;
-  readonly #queue: MeshSendQueue;
+  readonly #queue: MeshFairQueue;
+  /** Scratch lists a frame is built from (reused: nothing allocated per message). */
+  readonly #takenIds: Buffer[] = [];
+  readonly #takenMessages: Buffer[] = [];
+  /** Written frames' buffers, for the next ones (at most framesInFlight). */
+  readonly #framePool: Buffer[] = [];
+  readonly #frameCapacity: number;
   readonly #notHere = new Set<PeerKey>();
   /** A shed request waiting for the next frame (a newer one replaces it). */
   #shed: MeshShedRequest | undefined;
@@ -112,7 +126,13 @@ export class MeshLink {
     this.remoteInstance = remoteInstance;
     this.#address = address;
     this.dials = context.localInstance < remoteInstance;
-    this.#queue = new MeshSendQueue(context.limits.queueMessages, context.limits.queueBytes);
+    // A batch stops at frameBytes but its last record may overshoot by one message.
+    this.#frameCapacity = context.limits.frameBytes + PER_RECORD + MAX_MESSAGE_SIZE;
+    this.#queue = new MeshFairQueue(
+      context.limits.queueMessages,
+      context.limits.queueBytes,
+      FLOW_QUANTUM_BYTES,
+    );
     this.#visitor = {
       transport: (peer, message) => {
         this.#received++;
@@ -170,7 +190,7 @@ export class MeshLink {
       return false;
     }
     const dropped = this.#queue.push(peer, message);
-    if (dropped > 0) this.#context.metrics.forwardDrops.inc({ reason: 'queue_full' }, dropped);
+    if (dropped > 0) this.#context.metrics.forwardDrops.inc({ reason: 'flow_over_share' }, dropped);
     if (this.#socket) this.#scheduleFlush();
     else this.connect();
     return true;
@@ -377,30 +397,33 @@ export class MeshLink {
       this.#inFlight < framesInFlight &&
       (this.#notHere.size > 0 || this.#queue.length > 0 || this.#shed !== undefined)
     ) {
-      let size = this.#notHere.size * NOT_HERE_RECORD_SIZE + (this.#shed ? SHED_RECORD_SIZE : 0);
-      let count = 0;
-      while (count < this.#queue.length) {
-        const record = transportRecordSize(this.#queue.peekMessageAt(count));
-        if (size > 0 && size + record > frameBytes) break;
-        size += record;
-        count++;
-      }
-      const frame = Buffer.allocUnsafe(size);
+      const control = this.#notHere.size * NOT_HERE_RECORD_SIZE + (this.#shed ? SHED_RECORD_SIZE : 0);
+      const ids = this.#takenIds;
+      const messages = this.#takenMessages;
+      const count = this.#queue.take(frameBytes - control, PER_RECORD, ids, messages);
+      let size = control + count * PER_RECORD;
+      for (let i = 0; i < count; i++) size += (messages[i] as Buffer).length;
+      // Frame buffers are reused once written: no 64 KiB allocation (and GC) per batch.
+      const backing =
+        size <= this.#frameCapacity
+          ? (this.#framePool.pop() ?? Buffer.allocUnsafeSlow(this.#frameCapacity))
+          : undefined;
+      const frame = backing ? backing.subarray(0, size) : Buffer.allocUnsafe(size);
       let offset = 0;
       if (this.#shed) offset = writeShedRecord(frame, offset, this.#shed);
       this.#shed = undefined;
       for (const peer of this.#notHere) offset = writeNotHereRecord(frame, offset, peer);
       this.#notHere.clear();
-      let bytes = 0;
+      const bytes = size - control - count * PER_RECORD;
       for (let i = 0; i < count; i++) {
-        const message = this.#queue.peekMessage();
-        bytes += message.length;
-        offset = writeTransportRecord(frame, offset, this.#queue.peekPeer(), message);
-        this.#queue.shift();
+        offset = writeTransportRecord(frame, offset, ids[i] as Buffer, messages[i] as Buffer);
+        // Let the source buffer go as soon as it is copied.
+        messages[i] = undefined as unknown as Buffer;
       }
       this.#inFlight++;
       this.#context.metrics.frames.inc({ direction: 'out' });
       socket.send(frame, { binary: true }, (err) => {
+        if (backing && this.#framePool.length < framesInFlight) this.#framePool.push(backing);
         if (this.#socket !== socket) return;
         this.#inFlight--;
         if (!err) this.#scheduleFlush();

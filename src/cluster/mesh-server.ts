@@ -6,9 +6,14 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { HostPort } from '../config/cluster-options.js';
 import type { ClusterMetrics } from './cluster-metrics.js';
 import { MESH_HEADER, MESH_PATH, ReplayGuard, acceptProof, verifyDial } from './mesh-auth.js';
+import { MeshRefusalLog } from './mesh-refusal-log.js';
 
 /** Time a connection gets to send its whole upgrade request. */
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5_000;
+/** Connections (open or in handshake) the listener holds; a pod has one link per other pod. */
+const DEFAULT_MAX_CONNECTIONS = 1_024;
+/** Connections not yet authenticated: a dial flood cannot hold more. */
+const DEFAULT_MAX_PENDING = 64;
 
 /**
  * The mesh listener: accepts WebSocket links from other instances that prove
@@ -21,11 +26,13 @@ export class MeshServer {
   readonly #secret: string;
   readonly #instanceId: string;
   readonly #metrics: ClusterMetrics;
-  readonly #logger: Logger;
+  readonly #refusals: MeshRefusalLog;
   readonly #replay = new ReplayGuard();
   readonly #proofs = new WeakMap<IncomingMessage, string>();
   readonly #sockets = new Set<Socket>();
   readonly #deadlines = new WeakMap<Socket, NodeJS.Timeout>();
+  #pending = 0;
+  readonly #settlers = new WeakMap<Socket, () => void>();
 
   constructor(options: {
     listen: HostPort;
@@ -33,6 +40,8 @@ export class MeshServer {
     instanceId: string;
     maxPayload: number;
     handshakeTimeoutMs?: number;
+    maxConnections?: number;
+    maxPendingConnections?: number;
     metrics: ClusterMetrics;
     logger: Logger;
     accept: (socket: WebSocket, instance: string) => void;
@@ -41,7 +50,7 @@ export class MeshServer {
     this.#secret = options.secret;
     this.#instanceId = options.instanceId;
     this.#metrics = options.metrics;
-    this.#logger = options.logger;
+    this.#refusals = new MeshRefusalLog(options.logger);
     this.#wss = new WebSocketServer({
       noServer: true,
       maxPayload: options.maxPayload,
@@ -56,8 +65,22 @@ export class MeshServer {
       this.#metrics.authFailures.inc({ reason: 'bad_request' });
       response.writeHead(404, { connection: 'close' }).end();
     });
+    const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    const maxPending = options.maxPendingConnections ?? DEFAULT_MAX_PENDING;
     this.#server.on('connection', (socket: Socket) => {
+      if (this.#sockets.size >= maxConnections || this.#pending >= maxPending) {
+        this.#metrics.authFailures.inc({ reason: 'connection_limit' });
+        this.#refusals.refused('connection_limit', { remote_address: socket.remoteAddress });
+        socket.destroy();
+        return;
+      }
       this.#sockets.add(socket);
+      this.#pending++;
+      let pending = true;
+      const settle = (): void => {
+        if (pending) this.#pending--;
+        pending = false;
+      };
       // Until it is upgraded, a connection has this long; a silent or slow one is dropped.
       const deadline = setTimeout(() => {
         this.#metrics.authFailures.inc({ reason: 'handshake_timeout' });
@@ -65,7 +88,9 @@ export class MeshServer {
       }, handshakeTimeoutMs);
       deadline.unref();
       this.#deadlines.set(socket, deadline);
+      this.#settlers.set(socket, settle);
       socket.once('close', () => {
+        settle();
         clearTimeout(deadline);
         this.#sockets.delete(socket);
       });
@@ -77,6 +102,7 @@ export class MeshServer {
       const verdict = verifyDial(this.#secret, this.#instanceId, request.headers, this.#replay);
       if (!verdict.ok) return this.#refuse(request, socket, verdict.reason, 401);
       this.#proofs.set(request, acceptProof(this.#secret, verdict.request));
+      this.#settlers.get(request.socket)?.();
       this.#wss.handleUpgrade(request, socket, head, (ws) => options.accept(ws, verdict.request.from));
     });
   }
@@ -102,14 +128,10 @@ export class MeshServer {
 
   #refuse(request: IncomingMessage, socket: Duplex, reason: string, status: 401 | 404): void {
     this.#metrics.authFailures.inc({ reason });
-    this.#logger.warn(
-      {
-        reason,
-        remote_address: request.socket.remoteAddress,
-        claimed_instance: request.headers[MESH_HEADER.from],
-      },
-      'refused mesh connection',
-    );
+    this.#refusals.refused(reason, {
+      remote_address: request.socket.remoteAddress,
+      claimed_instance: request.headers[MESH_HEADER.from],
+    });
     const text = status === 401 ? 'Unauthorized' : 'Not Found';
     socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     setTimeout(() => socket.destroy(), 1_000).unref();

@@ -1,4 +1,5 @@
 import { createConnection } from 'node:net';
+import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -12,6 +13,7 @@ import {
   transportRecordSize,
   type MeshShedRequest,
 } from '../../src/cluster/mesh-frame.js';
+import type { MeshLimits } from '../../src/cluster/mesh-link.js';
 import { MeshNetwork } from '../../src/cluster/mesh-network.js';
 import { MeshServer } from '../../src/cluster/mesh-server.js';
 import type { MemberInfo } from '../../src/cluster/membership.js';
@@ -42,7 +44,7 @@ afterEach(async () => {
   }
 });
 
-async function meshNode(id: string, secret = SECRET): Promise<MeshNode> {
+async function meshNode(id: string, secret = SECRET, limits: Partial<MeshLimits> = {}): Promise<MeshNode> {
   const metrics = new Registry();
   const clusterMetrics = new ClusterMetrics(metrics);
   const local = new Set<PeerKey>();
@@ -61,7 +63,7 @@ async function meshNode(id: string, secret = SECRET): Promise<MeshNode> {
     onShedRequest: (request, from) => node.shedRequests.push({ request, from }),
     metrics: clusterMetrics,
     logger: silentLogger,
-    limits: { backoffBaseMs: 20, backoffMaxMs: 200, keepaliveIntervalMs: 300 },
+    limits: { backoffBaseMs: 20, backoffMaxMs: 200, keepaliveIntervalMs: 300, ...limits },
     onUnknownInstance: () => node.unknownInstanceRequests++,
   });
   const server = new MeshServer({
@@ -153,6 +155,54 @@ describe('mesh', () => {
     expect(await metricValue(a.metrics, 'relay_mesh_links_up')).toBe(1);
   });
 
+  it('keeps a 200 msg/s flow whole while another flow floods the same link', async () => {
+    // A small link queue, so the flood overflows it many times over.
+    const limits = { queueBytes: 256 * 1024, queueMessages: 1_024 };
+    const a = await meshNode('a-instance', SECRET, limits);
+    const b = await meshNode('b-instance', SECRET, limits);
+    introduce(a, b);
+    await linked(a, b);
+    const healthy = peer('healthy-receiver');
+    const flooded = peer('flooded-receiver');
+    const sender = peer('sender');
+    b.local.add(healthy);
+    b.local.add(flooded);
+    const filler = 'x'.repeat(1_000);
+    let floodSent = 0;
+    let flooding = true;
+    const flood = (): void => {
+      // As fast as the event loop turns, bounded in count.
+      for (let i = 0; i < 300 && floodSent < 400_000; i++, floodSent++) {
+        a.mesh.forward(b.id, flooded, transport(sender, filler));
+      }
+      if (flooding && floodSent < 400_000) setImmediate(flood);
+    };
+    flood();
+    let healthySent = 0;
+    await new Promise<void>((resolve) => {
+      const timer = setInterval(() => {
+        a.mesh.forward(b.id, healthy, transport(sender, `h${healthySent++}`));
+        if (healthySent === 200) {
+          clearInterval(timer);
+          resolve();
+        }
+      }, 5);
+    });
+    flooding = false;
+    const healthyPayloads = (): string[] =>
+      b.received.filter((r) => r.peer === healthy).map((r) => r.payload);
+    await eventually(() => healthyPayloads().length === 200);
+    expect(healthyPayloads()).toEqual(Array.from({ length: 200 }, (_, i) => `h${i}`));
+    // The flood lost messages, and only the flood: drops are counted against its share.
+    const drops = await metricValue(a.metrics, 'relay_mesh_forward_drops_total', {
+      reason: 'flow_over_share',
+    });
+    expect(drops).toBeGreaterThan(0);
+    await eventually(() => a.mesh.link(b.id)?.queued === 0);
+    const floodReceived = b.received.filter((r) => r.peer === flooded).length;
+    expect(floodReceived + drops).toBe(floodSent);
+  });
+
   it('answers "not here" for a peer that is not on the receiving instance', async () => {
     const a = await meshNode('a-instance');
     const b = await meshNode('b-instance');
@@ -214,6 +264,44 @@ describe('mesh', () => {
     expect(Date.now() - started).toBeLessThan(3_000);
   });
 
+  it('refuses connections beyond its cap of unauthenticated ones, and still accepts links after', async () => {
+    const metrics = new Registry();
+    const lines: { reason?: string; suppressed_since_last?: number }[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const server = new MeshServer({
+      listen: { host: '127.0.0.1', port: 0 },
+      secret: SECRET,
+      instanceId: 'b-instance',
+      maxPayload: 1024,
+      handshakeTimeoutMs: 10_000,
+      maxPendingConnections: 2,
+      metrics: new ClusterMetrics(metrics),
+      logger,
+      accept: (socket) => socket.close(1000, 'test'),
+    });
+    const port = await server.start();
+    try {
+      const silent = [0, 1].map(() => createConnection({ host: '127.0.0.1', port }));
+      await Promise.all(silent.map((s) => new Promise((resolve) => s.once('connect', resolve))));
+      // Beyond the cap: closed at once, each one counted, one warning for the burst.
+      const extra = Array.from({ length: 5 }, () => createConnection({ host: '127.0.0.1', port }));
+      await Promise.all(extra.map((s) => new Promise((resolve) => s.once('close', resolve))));
+      expect(
+        await metricValue(metrics, 'relay_mesh_auth_failures_total', { reason: 'connection_limit' }),
+      ).toBe(5);
+      expect(lines.filter((l) => l.reason === 'connection_limit')).toHaveLength(1);
+      for (const s of silent) s.destroy();
+      // Once the silent ones are gone, an authenticated dial gets through.
+      await eventually(async () => {
+        const { socket } = await rawDial(port, dialHeaders(SECRET, 'a-instance', 'b-instance').headers);
+        socket?.terminate();
+        return socket !== undefined;
+      });
+    } finally {
+      await server.close();
+    }
+  });
+
   it('closes an authenticated link on malformed frames and delivers nothing from them', async () => {
     const b = await meshNode('b-instance');
     const p = peer('target');
@@ -229,12 +317,12 @@ describe('mesh', () => {
     // A valid record followed by a truncated one: the whole frame is refused.
     const message = transport(peer('sender'), 'hello');
     const frame = Buffer.alloc(transportRecordSize(message) + 2);
-    writeTransportRecord(frame, 0, p, message);
+    writeTransportRecord(frame, 0, peerKeyToBytes(p), message);
     frame[transportRecordSize(message)] = 1;
     expect(await send(frame)).toBe(1008);
     // A relay message that is not a transport message.
     const notTransport = Buffer.alloc(transportRecordSize(message));
-    writeTransportRecord(notTransport, 0, p, message);
+    writeTransportRecord(notTransport, 0, peerKeyToBytes(p), message);
     notTransport[3 + 36 + 1] = 5;
     expect(await send(notTransport)).toBe(1008);
     // Shed requests: zero peers, or a window beyond the limit.
