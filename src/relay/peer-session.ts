@@ -122,6 +122,12 @@ export class PeerSession {
     this.#queue.pushData(message);
   }
 
+  /** A message from another instance: a view into a mesh frame. */
+  sendForwardedData(message: Buffer): void {
+    this.lastActivityMs = this.#ctx.coarseNow();
+    this.#queue.pushData(message, true);
+  }
+
   sendControl(message: Buffer): void {
     this.#queue.pushControl(message);
   }

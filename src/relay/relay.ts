@@ -59,7 +59,7 @@ export class Relay implements SessionHost {
   deliverLocal(peer: PeerKey, message: Buffer): boolean {
     const session = this.#sessions.get(peer);
     if (!session) return false;
-    session.sendData(message);
+    session.sendForwardedData(message);
     return true;
   }
 

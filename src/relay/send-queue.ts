@@ -79,7 +79,12 @@ export class SendQueue {
     this.flush();
   }
 
-  pushData(message: Buffer): void {
+  /**
+   * `pinsLargerBuffer`: the message is a view into a bigger buffer (a mesh
+   * frame). Written at once it stays a view; queued, it is copied, so a slow
+   * receiver holds its own bytes and not whole frames (bounded memory).
+   */
+  pushData(message: Buffer, pinsLargerBuffer = false): void {
     if (this.#closed) {
       this.#hooks.onDrop('session_closed', message);
       return;
@@ -87,6 +92,12 @@ export class SendQueue {
     if (this.#canWriteDirectly()) {
       this.#hooks.write(message);
       return;
+    }
+    if (pinsLargerBuffer) {
+      // Unpooled and exact: a pool slab would pin 8 KiB per queued message instead.
+      const own = Buffer.allocUnsafeSlow(message.length);
+      message.copy(own);
+      message = own;
     }
     while (
       this.#count > 0 &&

@@ -171,6 +171,7 @@ describe('mesh', () => {
     let floodSent = 0;
     let flooding = true;
     const flood = (): void => {
+      if (!flooding) return;
       // As fast as the event loop turns, bounded in count.
       for (let i = 0; i < 300 && floodSent < 400_000; i++, floodSent++) {
         a.mesh.forward(b.id, flooded, transport(sender, filler));
@@ -198,9 +199,9 @@ describe('mesh', () => {
       reason: 'flow_over_share',
     });
     expect(drops).toBeGreaterThan(0);
-    await eventually(() => a.mesh.link(b.id)?.queued === 0);
-    const floodReceived = b.received.filter((r) => r.peer === flooded).length;
-    expect(floodReceived + drops).toBe(floodSent);
+    // Every flood message was either delivered or counted as dropped (frames may still be in flight).
+    await eventually(() => b.received.filter((r) => r.peer === flooded).length + drops === floodSent);
+    expect(a.mesh.link(b.id)?.queued).toBe(0);
   });
 
   it('answers "not here" for a peer that is not on the receiving instance', async () => {

@@ -33,6 +33,27 @@ describe('SendQueue', () => {
     expect(h.written[0]).toBe('auth');
   });
 
+  it('copies a queued view of a larger buffer, and writes it at once as it is', () => {
+    const frame = Buffer.alloc(8);
+    frame.write('xxAAyyBB');
+    const seen: Buffer[] = [];
+    const socket = { writableLength: 0 };
+    const queue = new SendQueue(
+      socket,
+      { write: (m) => seen.push(m), onDrop: () => {}, onControlOverflow: () => {} },
+      { maxDataBytes: 100, maxDataMessages: 3, maxControlBytes: 50, socketHighWaterMark: 10 },
+    );
+    queue.open();
+    queue.pushData(frame.subarray(2, 4), true);
+    socket.writableLength = 10; // socket full: the next one waits
+    queue.pushData(frame.subarray(6, 8), true);
+    frame.fill('z'); // the frame's memory is reused
+    socket.writableLength = 0;
+    queue.flush();
+    expect(seen.map((m) => m.buffer === frame.buffer)).toEqual([true, false]);
+    expect(seen.map((m) => m.toString())).toEqual(['zz', 'BB']);
+  });
+
   it('sends control before data once the socket drains', () => {
     const h = harness();
     h.queue.open();
