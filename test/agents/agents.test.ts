@@ -129,6 +129,8 @@ async function startLayout(key: LayoutKey): Promise<Layout> {
   const pods = key === 'ours-3-pod' ? 3 : 2;
   const [frontPort, ...listens] = (await freePorts(1 + pods)) as number[];
   layout.exposed = `rel://127.0.0.1:${frontPort}`;
+  // The front first: NetBird's relay health check dials its exposed address.
+  layout.others.push(await RoundRobinFront.start(frontPort!, listens));
   if (key === 'netbird-ha') {
     for (let i = 0; i < pods; i++)
       await add(await netbirdRelay(`netbird-ha-${i}`, listens[i]!, layout.exposed));
@@ -155,7 +157,6 @@ async function startLayout(key: LayoutKey): Promise<Layout> {
       );
     }
   }
-  layout.others.push(await RoundRobinFront.start(frontPort!, listens));
   return layout;
 }
 
