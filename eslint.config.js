@@ -2,7 +2,9 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'test/interop/bin/', '.cache/', 'bench/results/'] },
+  {
+    ignores: ['dist/', 'node_modules/', 'test/interop/bin/', 'test/agents/bin/', '.cache/', 'bench/results/'],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -129,6 +129,8 @@ async function startLayout(key: LayoutKey): Promise<Layout> {
   const pods = key === 'ours-3-pod' ? 3 : 2;
   const [frontPort, ...listens] = (await freePorts(1 + pods)) as number[];
   layout.exposed = `rel://127.0.0.1:${frontPort}`;
+  // The front first: NetBird's relay health check dials its exposed address.
+  layout.others.push(await RoundRobinFront.start(frontPort!, listens));
   if (key === 'netbird-ha') {
     for (let i = 0; i < pods; i++)
       await add(await netbirdRelay(`netbird-ha-${i}`, listens[i]!, layout.exposed));
@@ -155,7 +157,6 @@ async function startLayout(key: LayoutKey): Promise<Layout> {
       );
     }
   }
-  layout.others.push(await RoundRobinFront.start(frontPort!, listens));
   return layout;
 }
 
@@ -214,13 +215,18 @@ interface Run {
   agents: Agent[];
 }
 
-async function startRun(key: LayoutKey, agentCount: number, logLevel = 'info'): Promise<Run> {
+async function startRun(
+  key: LayoutKey,
+  agentCount: number,
+  logLevel = 'info',
+  credentialsTtl = '24h',
+): Promise<Run> {
   const layout = await startLayout(key);
   const management = await startManagement({
     dataDir: tmp('nb-agents-mgmt-'),
     relayUrls: [layout.exposed],
     relaySecret: SECRET,
-    credentialsTtl: '24h',
+    credentialsTtl,
   });
   const agents: Agent[] = [];
   for (let i = 0; i < agentCount; i++) {
@@ -333,9 +339,9 @@ describe("NetBird's 2-instance HA layout (one exposed address, round-robin front
         interval: 500,
       })
       .toBe(sameInstancePairs);
-    // … and the others never do: given the time every pair of ours needs and
-    // more, none of them has connected (the relay they dial does not know the peer).
-    const observeUntil = Date.now() + 30_000;
+    // … and the others never do: given 15 s more (every pair of ours connects
+    // in under 6 s on this machine), none of them has connected (the relay they dial does not know the peer).
+    const observeUntil = Date.now() + 15_000;
     while (Date.now() < observeUntil) {
       const connected = (await pairStates(r.agents, r.layout.exposed)).filter((p) => p.connected).length;
       expect(connected).toBe(sameInstancePairs);
@@ -420,3 +426,145 @@ describe.each<[LayoutKey]>([['ours-standalone'], ['ours-3-pod'], ['netbird']])(
     }, 600_000);
   },
 );
+
+// Recovery after kill -9 of a pod, measured on this machine: see README
+// (Compatibility). The bound is well above every run seen.
+const POD_KILL_BOUND_MS = 30_000;
+
+describe('pod killed (kill -9) under an agent, relay: ours-3-pod', () => {
+  let run: Run | undefined;
+  afterAll(async () => {
+    await stopRun(run);
+  }, 60_000);
+
+  it('traffic of the pair flows again through another pod', async () => {
+    run = await startRun('ours-3-pod', 2);
+    const r = run;
+    await expect
+      .poll(async () => (await pairStates(r.agents, r.layout.exposed))[0]!.connected, {
+        timeout: CONNECT_BOUND_MS,
+        interval: 500,
+      })
+      .toBe(true);
+    const perPod = await Promise.all(r.layout.metricsPorts.map(relayPeers));
+    const victim = perPod.findIndex((n) => n > 0);
+    expect(victim).not.toBe(-1);
+    const front = r.layout.others.find((o): o is RoundRobinFront => o instanceof RoundRobinFront)!;
+    const killedAt = Date.now();
+    await r.layout.relays[victim]!.stop('SIGKILL', 5_000);
+    // As a Service drops the endpoint of a dead pod.
+    front.targets.splice(victim, 1);
+    const [a, b] = r.agents as [Agent, Agent];
+    for (;;) {
+      const echo = await a.request(`udp ${b.ip}`, 'udp');
+      if (echo.ok === true) break;
+      expect(Date.now() - killedAt, 'traffic did not come back').toBeLessThan(POD_KILL_BOUND_MS);
+    }
+    const ms = Date.now() - killedAt;
+    expect(await a.request(`tcp ${b.ip} 1048576`, 'tcp'), 'tcp after pod kill').toMatchObject({ ok: true });
+    const after = await Promise.all(r.layout.metricsPorts.filter((_, i) => i !== victim).map(relayPeers));
+    expect(after.reduce((x, y) => x + y, 0)).toBe(2);
+    results['pod-kill/ours-3-pod'] = { pass: true, recoveryMs: ms, perPodBefore: perPod };
+  }, 300_000);
+});
+
+async function waitConnected(r: Run): Promise<void> {
+  await expect
+    .poll(async () => (await pairStates(r.agents, r.layout.exposed))[0]!.connected, {
+      timeout: CONNECT_BOUND_MS,
+      interval: 500,
+    })
+    .toBe(true);
+}
+
+/** Echoes a→b until they work again; the time it took. */
+async function untilEchoes(a: Agent, b: Agent, boundMs: number, what: string): Promise<number> {
+  const t0 = Date.now();
+  for (;;) {
+    const echo = await a.request(`udp ${b.ip}`, 'udp');
+    if (echo.ok === true) return Date.now() - t0;
+    expect(Date.now() - t0, `${what}: traffic did not come back`).toBeLessThan(boundMs);
+  }
+}
+
+// Management's shortest useful TTL: it refreshes at 3/4 of it (every 15 s here).
+const SHORT_TTL = '20s';
+
+describe.each<[LayoutKey]>([['ours-standalone'], ['netbird']])(
+  `relay token refresh (credentialsTTL ${SHORT_TTL}), relay: %s`,
+  (key) => {
+    let run: Run | undefined;
+    afterAll(async () => {
+      await stopRun(run);
+    }, 60_000);
+
+    it('traffic keeps flowing past two TTLs, and a reconnect after them authenticates', async () => {
+      run = await startRun(key, 2, 'info', SHORT_TTL);
+      const r = run;
+      await waitConnected(r);
+      const [a, b] = r.agents as [Agent, Agent];
+      // Past the TTL (20 s) of the tokens handed out at login, through one refresh (15 s).
+      const until = Date.now() + 25_000;
+      let echoes = 0;
+      while (Date.now() < until) {
+        expect(await a.request(`udp ${b.ip}`, 'udp'), 'echo during refreshes').toMatchObject({ ok: true });
+        echoes++;
+        await new Promise((res) => setTimeout(res, 2_000));
+      }
+      // The tokens handed out at login have expired: reconnecting needs refreshed ones.
+      const relay = r.layout.relays[0]!;
+      await relay.stop('SIGKILL', 5_000);
+      await relay.start(30_000);
+      const ms = await untilEchoes(a, b, 30_000, 'after relay restart');
+      expect(await a.request(`tcp ${b.ip} 1048576`, 'tcp'), 'tcp after reconnect').toMatchObject({
+        ok: true,
+      });
+      results[`token-refresh/${key}`] = { pass: true, echoes, reconnectMs: ms };
+    }, 300_000);
+  },
+);
+
+// Longest gap seen on this machine: see README (Compatibility).
+const ROLLING_GAP_BOUND_MS = 30_000;
+
+describe('rolling restart of all 3 pods (SIGTERM, drain, start), relay: ours-3-pod', () => {
+  let run: Run | undefined;
+  afterAll(async () => {
+    await stopRun(run);
+  }, 60_000);
+
+  it('the pair keeps working; longest traffic gap recorded', async () => {
+    run = await startRun('ours-3-pod', 2);
+    const r = run;
+    await waitConnected(r);
+    const [a, b] = r.agents as [Agent, Agent];
+    const front = r.layout.others.find((o): o is RoundRobinFront => o instanceof RoundRobinFront)!;
+    let rolling = true;
+    let last = Date.now();
+    let longest = 0;
+    const prober = (async () => {
+      while (rolling) {
+        const echo = await a.request(`udp ${b.ip}`, 'udp');
+        if (echo.ok === true) {
+          longest = Math.max(longest, Date.now() - last);
+          last = Date.now();
+        }
+      }
+    })();
+    for (let i = 0; i < r.layout.relays.length; i++) {
+      const port = front.targets[i]!;
+      // As a Service stops routing to a terminating pod, and routes to it again once ready.
+      front.targets.splice(i, 1);
+      await r.layout.relays[i]!.stop('SIGTERM', 30_000);
+      await r.layout.relays[i]!.start(30_000);
+      front.targets.splice(i, 0, port);
+    }
+    const settle = await untilEchoes(a, b, ROLLING_GAP_BOUND_MS, 'after the rollout');
+    rolling = false;
+    await prober;
+    longest = Math.max(longest, settle);
+    expect(longest).toBeLessThan(ROLLING_GAP_BOUND_MS);
+    expect(await a.request(`tcp ${b.ip} 1048576`, 'tcp'), 'tcp after rollout').toMatchObject({ ok: true });
+    results['rolling/ours-3-pod'] = { pass: true, longestGapMs: longest };
+  }, 400_000);
+});
