@@ -113,6 +113,7 @@ export async function startRelay(
       : {}),
     clientAddress: new ClientAddressResolver(config.trustedProxies),
     maxConnections: config.maxConnections,
+    onRefused: (reason) => relayMetrics.httpRefusals.labels('relay', reason).inc(),
     session: {
       host: relay,
       validator: new HmacTokenValidator(config.authSecret),
@@ -153,10 +154,19 @@ export async function startRelay(
   }
   // A broken API watch is reported, not made a reason to refuse peers: the data path does not need
   // the API, and every pod would go unready at once during an API server outage.
-  const healthServer = createHealthServer(readiness, () => kubernetes?.readiness());
+  const healthServer = createHealthServer(
+    readiness,
+    () => kubernetes?.readiness(),
+    (reason) => relayMetrics.httpRefusals.labels('health', reason).inc(),
+  );
   const healthAddress = await startEndpoint(healthServer, config.healthListen);
-  const metricsServer = createMetricsServer(metrics);
-  const metricsAddress = await startEndpoint(metricsServer, { host: '', port: config.metricsPort });
+  const metricsServer = createMetricsServer(metrics, (reason) =>
+    relayMetrics.httpRefusals.labels('metrics', reason).inc(),
+  );
+  const metricsAddress = await startEndpoint(metricsServer, {
+    host: config.metricsHost,
+    port: config.metricsPort,
+  });
 
   let stun: StunServer | undefined;
   if (config.stun) {

@@ -19,6 +19,8 @@ export interface RelayConfig {
   readonly exposedAddress: string;
   readonly authSecret: string;
   readonly metricsPort: number;
+  /** Host the metrics endpoint binds; empty means every interface. */
+  readonly metricsHost: string;
   readonly healthListen: HostPort;
   readonly tls?: { readonly certFile: string; readonly keyFile: string };
   readonly logLevel: LogLevel;
@@ -125,6 +127,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Rel
     exposedAddress,
     authSecret,
     metricsPort: parsePort(label('metricsPort'), required('metricsPort')),
+    metricsHost: value('metricsAddress') ?? '',
     healthListen: parseHostPort(label('healthListenAddress'), required('healthListenAddress')),
     ...(certFile !== undefined && keyFile !== undefined ? { tls: { certFile, keyFile } } : {}),
     logLevel,

@@ -38,6 +38,13 @@ export const SETTINGS = {
     help: 'port of the Prometheus /metrics endpoint',
     group: 'relay',
   },
+  metricsAddress: {
+    flag: 'metrics-address',
+    env: 'NB_METRICS_ADDRESS',
+    default: '',
+    help: 'host the /metrics endpoint binds (empty: all interfaces, as NetBird does)',
+    group: 'relay',
+  },
   healthListenAddress: {
     flag: 'health-listen-address',
     env: 'NB_HEALTH_LISTEN_ADDRESS',
