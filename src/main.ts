@@ -13,6 +13,7 @@ import type { KubernetesIntegration } from './k8s/kubernetes.js';
 import type { PeerKey } from './protocol/peer-id.js';
 import { MemoryRegistry } from './registry/memory-registry.js';
 import type { PeerRegistry } from './registry/peer-registry.js';
+import { AbuseGuard } from './relay/abuse-guard.js';
 import { ClientAddressResolver } from './relay/client-address.js';
 import { Relay } from './relay/relay.js';
 import { RelayListener } from './relay/relay-listener.js';
@@ -28,6 +29,8 @@ export interface RunningRelay {
   readonly healthAddress: HostPort;
   readonly metricsAddress: HostPort;
   readonly metrics: Registry;
+  /** Re-reads the live limits (SIGHUP); a bad file keeps the old ones and throws. */
+  reloadLimits(): void;
   /** Graceful drain and exit of every listener; resolves when done. */
   stop(): Promise<void>;
 }
@@ -101,9 +104,17 @@ export async function startRelay(
     registry: backend.registry,
     metrics: relayMetrics,
     logger,
+    maxSubscriptionsPerSession: config.limits.maxSubscriptionsPerPeer,
     ...(backend.remote ? { remote: backend.remote } : {}),
   });
   relayRef.current = relay;
+  const abuse = new AbuseGuard(config.limits);
+  const reloadLimits = (): void => {
+    const limits = config.reloadLimits();
+    abuse.update(limits);
+    relay.setMaxSubscriptionsPerSession(limits.maxSubscriptionsPerPeer);
+    logger.info({ limits }, 'limits reloaded');
+  };
 
   const clock = new CoarseClock();
   const listener = new RelayListener({
@@ -114,6 +125,8 @@ export async function startRelay(
     clientAddress: new ClientAddressResolver(config.trustedProxies),
     maxConnections: config.maxConnections,
     onRefused: (reason) => relayMetrics.httpRefusals.labels('relay', reason).inc(),
+    abuse,
+    onAbuse: (reason) => relayMetrics.abuseRefusals.labels(reason).inc(),
     session: {
       host: relay,
       validator: new HmacTokenValidator(config.authSecret),
@@ -217,7 +230,7 @@ export async function startRelay(
     return stopping;
   };
 
-  return { relay, relayAddress, healthAddress, metricsAddress, metrics, stop };
+  return { relay, relayAddress, healthAddress, metricsAddress, metrics, reloadLimits, stop };
 }
 
 function formatHost(host: string): string {

@@ -13,6 +13,7 @@ import {
   parsePositiveInteger,
 } from './parse-values.js';
 import { SETTINGS, type SettingName, type SettingSpec } from './settings.js';
+import { loadLiveLimits, type LiveLimits } from './abuse-limits.js';
 
 export interface RelayConfig {
   readonly listen: HostPort;
@@ -34,6 +35,10 @@ export interface RelayConfig {
   readonly drainWindowMs: number;
   readonly maxConnections: number;
   readonly sendQueueBytes: number;
+  /** Per-IP and per-session limits; SIGHUP re-reads them (see reloadLimits). */
+  readonly limits: LiveLimits;
+  /** Re-reads the live limits (limits file over flags, env, defaults); throws ConfigError. */
+  readonly reloadLimits: () => LiveLimits;
 }
 
 type RawSettings = Partial<Record<SettingName, string>>;
@@ -148,6 +153,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Rel
     drainWindowMs: parseDurationMs(label('drainWindow'), required('drainWindow')),
     maxConnections: parsePositiveInteger(label('maxConnections'), required('maxConnections')),
     sendQueueBytes: parsePositiveInteger(label('sendQueueBytes'), required('sendQueueBytes')),
+    limits: loadLiveLimits(value, value('limitsFile')),
+    reloadLimits: () => loadLiveLimits(value, value('limitsFile')),
   };
 }
 

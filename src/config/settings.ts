@@ -256,6 +256,54 @@ export const SETTINGS = {
     help: 'data bytes queued per peer before the oldest are dropped',
     group: 'tuning',
   },
+  connectRate: {
+    flag: 'connect-rate',
+    env: 'NB_CONNECT_RATE',
+    default: '50',
+    help: 'TCP connections per second per client IP on the relay listener (0: no limit)',
+    group: 'tuning',
+  },
+  connectBurst: {
+    flag: 'connect-burst',
+    env: 'NB_CONNECT_BURST',
+    default: '200',
+    help: 'connections one IP may open at once before NB_CONNECT_RATE applies',
+    group: 'tuning',
+  },
+  handshakeRate: {
+    flag: 'handshake-rate',
+    env: 'NB_HANDSHAKE_RATE',
+    default: '50',
+    help: 'WebSocket upgrades per second per client IP (0: no limit)',
+    group: 'tuning',
+  },
+  handshakeBurst: {
+    flag: 'handshake-burst',
+    env: 'NB_HANDSHAKE_BURST',
+    default: '200',
+    help: 'upgrades one client IP may make at once before NB_HANDSHAKE_RATE applies',
+    group: 'tuning',
+  },
+  maxConnectionsPerIp: {
+    flag: 'max-connections-per-ip',
+    env: 'NB_MAX_CONNECTIONS_PER_IP',
+    default: '2000',
+    help: 'upgraded connections one client IP may hold (0: no limit)',
+    group: 'tuning',
+  },
+  maxSubscriptionsPerPeer: {
+    flag: 'max-subscriptions-per-peer',
+    env: 'NB_MAX_SUBSCRIPTIONS_PER_PEER',
+    default: '8192',
+    help: 'peers one session may subscribe to; beyond it the session is closed',
+    group: 'tuning',
+  },
+  limitsFile: {
+    flag: 'limits-file',
+    env: 'NB_LIMITS_FILE',
+    help: 'file of NB_*=value lines for the per-IP and subscription limits; re-read on SIGHUP',
+    group: 'tuning',
+  },
 } as const satisfies Record<string, SettingSpec>;
 
 export type SettingName = keyof typeof SETTINGS;

@@ -73,6 +73,7 @@ export class RelayMetrics {
   readonly handshakeFailures: Counter<'reason'>;
   readonly sessionCloses: Counter<'reason'>;
   readonly httpRefusals: Counter<'listener' | 'reason'>;
+  readonly abuseRefusals: Counter<'reason'>;
   readonly peerStateNotices: Counter<'kind'>;
   readonly stunRequests: Counter;
   readonly stunMalformed: Counter<'reason'>;
@@ -168,6 +169,12 @@ export class RelayMetrics {
       name: 'relay_http_connections_refused_total',
       help: 'Connections closed by an HTTP listener limit, by listener and reason',
       labelNames: ['listener', 'reason'],
+      registers,
+    });
+    this.abuseRefusals = new Counter({
+      name: 'relay_abuse_refusals_total',
+      help: 'Connections refused by a per-IP limit, by reason',
+      labelNames: ['reason'],
       registers,
     });
     this.peerStateNotices = new Counter({

@@ -10,6 +10,7 @@ import {
   type HttpRefusal,
 } from '../observability/http-limits.js';
 import type { HostPort } from '../config/cluster-options.js';
+import type { AbuseGuard, AbuseRefusal } from './abuse-guard.js';
 import type { ClientAddressResolver } from './client-address.js';
 import { PeerSession, type SessionContext } from './peer-session.js';
 
@@ -25,6 +26,9 @@ export interface RelayListenerOptions {
   /** Most connections that have not upgraded yet; the oldest idle one goes first. */
   readonly maxPendingConnections?: number;
   readonly onRefused?: (reason: HttpRefusal | 'handshake_deadline') => void;
+  /** Per-IP limits; refusals are reported through onAbuse. */
+  readonly abuse?: AbuseGuard;
+  readonly onAbuse?: (reason: AbuseRefusal) => void;
 }
 
 const DEFAULT_MAX_PENDING_CONNECTIONS = 1024;
@@ -67,6 +71,18 @@ export class RelayListener {
       onRefused,
     );
     // Slow or silent clients must not hold a socket past the handshake deadline, whatever they send.
+    const abuse = options.abuse;
+    if (abuse !== undefined) {
+      // Before TLS and before any HTTP parsing: the cheapest place to turn a flood away.
+      this.#server.prependListener('connection', (socket: Socket) => {
+        const ip = socket.remoteAddress ?? 'unknown';
+        if (options.clientAddress.isTrustedProxy(ip)) return;
+        const refusal = abuse.connect(ip.startsWith('::ffff:') ? ip.slice(7) : ip);
+        if (refusal === undefined) return;
+        options.onAbuse?.(refusal);
+        socket.destroy();
+      });
+    }
     this.#server.on(options.tls ? 'secureConnection' : 'connection', (socket: Socket) => {
       const timer = setTimeout(() => {
         if (socket.destroyed) return;
@@ -134,6 +150,16 @@ export class RelayListener {
       return;
     }
     const remote = this.#options.clientAddress.resolve(req);
+    if (this.#options.abuse !== undefined) {
+      const admitted = this.#options.abuse.upgrade(this.#options.clientAddress.clientIp(req));
+      if (typeof admitted === 'string') {
+        this.#options.onAbuse?.(admitted);
+        socket.end('HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        setTimeout(() => socket.destroy(), 1_000).unref();
+        return;
+      }
+      socket.once('close', admitted);
+    }
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
       new PeerSession(ws, socket as Socket, remote, this.#options.session);
     });
