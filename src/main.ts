@@ -17,6 +17,7 @@ import { AbuseGuard } from './relay/abuse-guard.js';
 import { ClientAddressResolver } from './relay/client-address.js';
 import { Relay } from './relay/relay.js';
 import { RelayListener } from './relay/relay-listener.js';
+import { TlsReloader } from './relay/tls-reloader.js';
 import type { RemoteDelivery } from './relay/remote-delivery.js';
 import { DEFAULT_SEND_QUEUE_LIMITS } from './relay/send-queue.js';
 import { CoarseClock } from './relay/coarse-clock.js';
@@ -117,11 +118,12 @@ export async function startRelay(
   };
 
   const clock = new CoarseClock();
+  const tlsPair = config.tls
+    ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) }
+    : undefined;
   const listener = new RelayListener({
     listen: config.listen,
-    ...(config.tls
-      ? { tls: { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } }
-      : {}),
+    ...(tlsPair ? { tls: tlsPair } : {}),
     clientAddress: new ClientAddressResolver(config.trustedProxies),
     maxConnections: config.maxConnections,
     onRefused: (reason) => relayMetrics.httpRefusals.labels('relay', reason).inc(),
@@ -152,6 +154,23 @@ export async function startRelay(
   };
 
   const relayAddress = await listener.start();
+  const tlsReloader =
+    config.tls && tlsPair
+      ? new TlsReloader(
+          {
+            ...config.tls,
+            intervalMs: config.tlsReloadIntervalMs,
+            apply: (pair) => listener.setCertificate(pair),
+            onReloaded: () => logger.info({ cert: config.tls?.certFile }, 'TLS certificate reloaded'),
+            onError: (message) =>
+              logger.error(
+                { cert: config.tls?.certFile, err: message },
+                'new TLS certificate refused; keeping the old one',
+              ),
+          },
+          tlsPair,
+        )
+      : undefined;
   let kubernetes: KubernetesIntegration | undefined;
   if (options.kubernetes && backend.node) {
     const { startClusterOnKubernetes } = await import('./kubernetes-wiring.js');
@@ -215,6 +234,7 @@ export async function startRelay(
     stopping ??= (async () => {
       draining = true;
       listener.stopAccepting();
+      tlsReloader?.stop();
       // Hand the Lease over and stop rebalancing before this pod's peers go.
       await kubernetes?.close();
       logger.info({ peers: relay.peerCount, window_ms: config.drainWindowMs }, 'draining');

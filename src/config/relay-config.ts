@@ -22,6 +22,7 @@ export interface RelayConfig {
   readonly metricsPort: number;
   /** Host the metrics endpoint binds; empty means every interface. */
   readonly metricsHost: string;
+  readonly tlsReloadIntervalMs: number;
   readonly healthListen: HostPort;
   readonly tls?: { readonly certFile: string; readonly keyFile: string };
   readonly logLevel: LogLevel;
@@ -133,6 +134,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Rel
     authSecret,
     metricsPort: parsePort(label('metricsPort'), required('metricsPort')),
     metricsHost: value('metricsAddress') ?? '',
+    tlsReloadIntervalMs: parseDurationMs(label('tlsReloadInterval'), required('tlsReloadInterval')),
     healthListen: parseHostPort(label('healthListenAddress'), required('healthListenAddress')),
     ...(certFile !== undefined && keyFile !== undefined ? { tls: { certFile, keyFile } } : {}),
     logLevel,

@@ -126,6 +126,12 @@ export class RelayListener {
     return { host: address.address, port: address.port };
   }
 
+  /** A new certificate for new handshakes; established sessions keep theirs. Throws on a bad pair. */
+  setCertificate(pair: { readonly cert: Buffer; readonly key: Buffer }): void {
+    if (!('setSecureContext' in this.#server)) throw new Error('listener has no TLS');
+    (this.#server as import('node:https').Server).setSecureContext({ cert: pair.cert, key: pair.key });
+  }
+
   /** Stops accepting new connections; established ones stay until drained. */
   stopAccepting(): void {
     if (!this.#accepting) return;
