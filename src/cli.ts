@@ -54,6 +54,13 @@ async function runRelay(args: string[]): Promise<void> {
       },
     );
   };
+  process.on('SIGHUP', () => {
+    try {
+      running.reloadLimits();
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, 'limits not reloaded; keeping the old ones');
+    }
+  });
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
 }

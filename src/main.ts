@@ -13,9 +13,11 @@ import type { KubernetesIntegration } from './k8s/kubernetes.js';
 import type { PeerKey } from './protocol/peer-id.js';
 import { MemoryRegistry } from './registry/memory-registry.js';
 import type { PeerRegistry } from './registry/peer-registry.js';
+import { AbuseGuard } from './relay/abuse-guard.js';
 import { ClientAddressResolver } from './relay/client-address.js';
 import { Relay } from './relay/relay.js';
 import { RelayListener } from './relay/relay-listener.js';
+import { TlsReloader } from './relay/tls-reloader.js';
 import type { RemoteDelivery } from './relay/remote-delivery.js';
 import { DEFAULT_SEND_QUEUE_LIMITS } from './relay/send-queue.js';
 import { CoarseClock } from './relay/coarse-clock.js';
@@ -28,6 +30,8 @@ export interface RunningRelay {
   readonly healthAddress: HostPort;
   readonly metricsAddress: HostPort;
   readonly metrics: Registry;
+  /** Re-reads the live limits (SIGHUP); a bad file keeps the old ones and throws. */
+  reloadLimits(): void;
   /** Graceful drain and exit of every listener; resolves when done. */
   stop(): Promise<void>;
 }
@@ -101,18 +105,30 @@ export async function startRelay(
     registry: backend.registry,
     metrics: relayMetrics,
     logger,
+    maxSubscriptionsPerSession: config.limits.maxSubscriptionsPerPeer,
     ...(backend.remote ? { remote: backend.remote } : {}),
   });
   relayRef.current = relay;
+  const abuse = new AbuseGuard(config.limits);
+  const reloadLimits = (): void => {
+    const limits = config.reloadLimits();
+    abuse.update(limits);
+    relay.setMaxSubscriptionsPerSession(limits.maxSubscriptionsPerPeer);
+    logger.info({ limits }, 'limits reloaded');
+  };
 
   const clock = new CoarseClock();
+  const tlsPair = config.tls
+    ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) }
+    : undefined;
   const listener = new RelayListener({
     listen: config.listen,
-    ...(config.tls
-      ? { tls: { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } }
-      : {}),
+    ...(tlsPair ? { tls: tlsPair } : {}),
     clientAddress: new ClientAddressResolver(config.trustedProxies),
     maxConnections: config.maxConnections,
+    onRefused: (reason) => relayMetrics.httpRefusals.labels('relay', reason).inc(),
+    abuse,
+    onAbuse: (reason) => relayMetrics.abuseRefusals.labels(reason).inc(),
     session: {
       host: relay,
       validator: new HmacTokenValidator(config.authSecret),
@@ -138,6 +154,23 @@ export async function startRelay(
   };
 
   const relayAddress = await listener.start();
+  const tlsReloader =
+    config.tls && tlsPair
+      ? new TlsReloader(
+          {
+            ...config.tls,
+            intervalMs: config.tlsReloadIntervalMs,
+            apply: (pair) => listener.setCertificate(pair),
+            onReloaded: () => logger.info({ cert: config.tls?.certFile }, 'TLS certificate reloaded'),
+            onError: (message) =>
+              logger.error(
+                { cert: config.tls?.certFile, err: message },
+                'new TLS certificate refused; keeping the old one',
+              ),
+          },
+          tlsPair,
+        )
+      : undefined;
   let kubernetes: KubernetesIntegration | undefined;
   if (options.kubernetes && backend.node) {
     const { startClusterOnKubernetes } = await import('./kubernetes-wiring.js');
@@ -153,10 +186,19 @@ export async function startRelay(
   }
   // A broken API watch is reported, not made a reason to refuse peers: the data path does not need
   // the API, and every pod would go unready at once during an API server outage.
-  const healthServer = createHealthServer(readiness, () => kubernetes?.readiness());
+  const healthServer = createHealthServer(
+    readiness,
+    () => kubernetes?.readiness(),
+    (reason) => relayMetrics.httpRefusals.labels('health', reason).inc(),
+  );
   const healthAddress = await startEndpoint(healthServer, config.healthListen);
-  const metricsServer = createMetricsServer(metrics);
-  const metricsAddress = await startEndpoint(metricsServer, { host: '', port: config.metricsPort });
+  const metricsServer = createMetricsServer(metrics, (reason) =>
+    relayMetrics.httpRefusals.labels('metrics', reason).inc(),
+  );
+  const metricsAddress = await startEndpoint(metricsServer, {
+    host: config.metricsHost,
+    port: config.metricsPort,
+  });
 
   let stun: StunServer | undefined;
   if (config.stun) {
@@ -192,6 +234,7 @@ export async function startRelay(
     stopping ??= (async () => {
       draining = true;
       listener.stopAccepting();
+      tlsReloader?.stop();
       // Hand the Lease over and stop rebalancing before this pod's peers go.
       await kubernetes?.close();
       logger.info({ peers: relay.peerCount, window_ms: config.drainWindowMs }, 'draining');
@@ -207,7 +250,7 @@ export async function startRelay(
     return stopping;
   };
 
-  return { relay, relayAddress, healthAddress, metricsAddress, metrics, stop };
+  return { relay, relayAddress, healthAddress, metricsAddress, metrics, reloadLimits, stop };
 }
 
 function formatHost(host: string): string {

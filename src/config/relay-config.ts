@@ -14,6 +14,7 @@ import {
 } from './parse-values.js';
 import { instanceUrl } from './exposed-address.js';
 import { SETTINGS, type SettingName, type SettingSpec } from './settings.js';
+import { loadLiveLimits, type LiveLimits } from './abuse-limits.js';
 
 export interface RelayConfig {
   readonly listen: HostPort;
@@ -21,6 +22,9 @@ export interface RelayConfig {
   readonly exposedAddress: string;
   readonly authSecret: string;
   readonly metricsPort: number;
+  /** Host the metrics endpoint binds; empty means every interface. */
+  readonly metricsHost: string;
+  readonly tlsReloadIntervalMs: number;
   readonly healthListen: HostPort;
   readonly tls?: { readonly certFile: string; readonly keyFile: string };
   readonly logLevel: LogLevel;
@@ -34,6 +38,10 @@ export interface RelayConfig {
   readonly drainWindowMs: number;
   readonly maxConnections: number;
   readonly sendQueueBytes: number;
+  /** Per-IP and per-session limits; SIGHUP re-reads them (see reloadLimits). */
+  readonly limits: LiveLimits;
+  /** Re-reads the live limits (limits file over flags, env, defaults); throws ConfigError. */
+  readonly reloadLimits: () => LiveLimits;
 }
 
 type RawSettings = Partial<Record<SettingName, string>>;
@@ -157,6 +165,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Rel
     exposedAddress,
     authSecret,
     metricsPort: parsePort(label('metricsPort'), required('metricsPort')),
+    metricsHost: value('metricsAddress') ?? '',
+    tlsReloadIntervalMs: parseDurationMs(label('tlsReloadInterval'), required('tlsReloadInterval')),
     healthListen: parseHostPort(label('healthListenAddress'), required('healthListenAddress')),
     ...(certFile !== undefined && keyFile !== undefined ? { tls: { certFile, keyFile } } : {}),
     logLevel,
@@ -177,6 +187,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Rel
     drainWindowMs: parseDurationMs(label('drainWindow'), required('drainWindow')),
     maxConnections: parsePositiveInteger(label('maxConnections'), required('maxConnections')),
     sendQueueBytes: parsePositiveInteger(label('sendQueueBytes'), required('sendQueueBytes')),
+    limits: loadLiveLimits(value, value('limitsFile')),
+    reloadLimits: () => loadLiveLimits(value, value('limitsFile')),
   };
 }
 

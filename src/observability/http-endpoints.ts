@@ -1,16 +1,37 @@
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { HostPort } from '../config/cluster-options.js';
+import {
+  HttpConnectionLimiter,
+  TIMEOUT_CHECK_INTERVAL_MS,
+  type HttpLimits,
+  type HttpRefusal,
+} from './http-limits.js';
+import { MetricsRenderer } from './metrics-renderer.js';
 
 /** Returns undefined when ready, or the reason it is not. */
 export type ReadinessProbe = () => string | undefined;
 
-const ENDPOINT_TIMEOUT_MS = 5_000;
+/** Probes and scrapes are one short request each: tight limits, few connections. */
+export const ENDPOINT_LIMITS: HttpLimits = {
+  headersTimeoutMs: 3_000,
+  requestTimeoutMs: 5_000,
+  keepAliveTimeoutMs: 5_000,
+  maxRequestsPerSocket: 1_000,
+  maxInFlightPerSocket: 4,
+  maxUnreadResponseBytes: 1024 * 1024,
+  maxConnections: 256,
+};
+
+/** The kubelet's probes must get through hundreds of hostile sockets, which the header timeout reaps. */
+export const HEALTH_LIMITS: HttpLimits = { ...ENDPOINT_LIMITS, maxConnections: 1024 };
+
+/** How long one /metrics rendering serves later scrapes. */
+export const METRICS_RENDER_INTERVAL_MS = 1_000;
+
+export type RefusalCounter = (reason: HttpRefusal) => void;
 
 function listen(server: Server, at: HostPort): Promise<HostPort> {
-  server.headersTimeout = ENDPOINT_TIMEOUT_MS;
-  server.requestTimeout = ENDPOINT_TIMEOUT_MS;
-  server.maxConnections = 256;
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(at.port, at.host || undefined, () => {
@@ -22,6 +43,12 @@ function listen(server: Server, at: HostPort): Promise<HostPort> {
   });
 }
 
+function boundedServer(limits: HttpLimits, onRefused: RefusalCounter): Server {
+  const server = createServer({ connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS });
+  new HttpConnectionLimiter(server, limits, onRefused);
+  return server;
+}
+
 /**
  * /healthz (the process serves requests) and /readyz (it should get new peers).
  * `degraded` names a problem worth seeing that must not take the pod out of
@@ -30,8 +57,9 @@ function listen(server: Server, at: HostPort): Promise<HostPort> {
 export function createHealthServer(
   ready: ReadinessProbe,
   degraded: ReadinessProbe = () => undefined,
+  onRefused: RefusalCounter = () => {},
 ): Server {
-  return createServer((req, res) => {
+  return boundedServer(HEALTH_LIMITS, onRefused).on('request', (req, res) => {
     const path = (req.url ?? '').split('?', 1)[0];
     if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
@@ -49,15 +77,18 @@ export function createHealthServer(
   });
 }
 
-export function createMetricsServer(registry: Registry): Server {
-  return createServer((req, res) => {
+export function createMetricsServer(registry: Registry, onRefused: RefusalCounter = () => {}): Server {
+  const renderer = new MetricsRenderer(registry, METRICS_RENDER_INTERVAL_MS);
+  return boundedServer(ENDPOINT_LIMITS, onRefused).on('request', (req, res) => {
     const path = (req.url ?? '').split('?', 1)[0];
     if (path !== '/metrics') {
       res.writeHead(404).end();
       return;
     }
-    registry.metrics().then(
-      (body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body),
+    // A connection already closed for abuse gets no rendering.
+    if (req.socket.destroyed) return;
+    renderer.render().then(
+      (body) => res.writeHead(200, { 'content-type': renderer.contentType }).end(body),
       (err: unknown) => res.writeHead(500).end(String(err)),
     );
   });

@@ -1,13 +1,26 @@
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
+import { DEFAULT_LOG_RATE_LIMIT, LogRateLimiter, type LogRateLimit } from './log-rate-limit.js';
 
 export type { Logger } from 'pino';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-/** JSON lines on stdout; secrets are redacted wherever a caller might pass them. */
-export function createLogger(level: LogLevel): Logger {
-  return pino({
+const WARN = 40;
+const FATAL = 60;
+
+/**
+ * JSON lines on stdout; secrets are redacted wherever a caller might pass them.
+ * Warnings and errors are rate-limited per message, so anyone who can make the
+ * relay warn (refused dials, bad peers) cannot flood the log.
+ */
+export function createLogger(
+  level: LogLevel,
+  destination?: DestinationStream,
+  rateLimit: LogRateLimit = DEFAULT_LOG_RATE_LIMIT,
+): Logger {
+  const limiter = new LogRateLimiter(rateLimit);
+  const options = {
     level,
     base: { service: 'nb-cluster-relay' },
     redact: {
@@ -15,5 +28,16 @@ export function createLogger(level: LogLevel): Logger {
       censor: '[redacted]',
     },
     timestamp: pino.stdTimeFunctions.isoTime,
-  });
+    hooks: {
+      logMethod(this: Logger, args: unknown[], method: (...a: unknown[]) => void, levelValue: number): void {
+        if (levelValue < WARN || levelValue >= FATAL) return method.apply(this, args);
+        const kind = typeof args[0] === 'string' ? args[0] : String(args[1] ?? '');
+        const admitted = limiter.admit(kind, (suppressed) =>
+          method.apply(this, [{ suppressed, window_ms: rateLimit.windowMs }, `${kind} (repeats suppressed)`]),
+        );
+        if (admitted) method.apply(this, args);
+      },
+    },
+  };
+  return destination === undefined ? pino(options) : pino(options, destination);
 }

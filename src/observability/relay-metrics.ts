@@ -11,7 +11,19 @@ export type HandshakeFailure =
   | 'text_frame'
   | 'registry_unavailable'
   | 'draining'
-  | 'socket_error';
+  | 'socket_error'
+  | WsFrameError;
+
+/** Frames ws refuses on its own (its error codes mapped in the session). */
+export type WsFrameError =
+  | 'ws_compressed_frame'
+  | 'ws_reserved_bits'
+  | 'ws_unmasked_frame'
+  | 'ws_invalid_opcode'
+  | 'ws_fragmented_control'
+  | 'ws_control_too_long'
+  | 'ws_invalid_close'
+  | 'ws_invalid_utf8';
 
 export type MessageDropReason = 'queue_full' | 'session_closed' | 'unknown_peer' | 'not_routable';
 
@@ -27,7 +39,8 @@ export type SessionCloseReason =
   | 'subscription_limit'
   | 'text_frame'
   | 'drain'
-  | 'rebalance';
+  | 'rebalance'
+  | WsFrameError;
 
 /** Seconds without transport traffic after which a peer counts as idle (NetBird uses the same split). */
 export const IDLE_AFTER_MS = 60_000;
@@ -59,6 +72,8 @@ export class RelayMetrics {
   readonly storeTime: Histogram;
   readonly handshakeFailures: Counter<'reason'>;
   readonly sessionCloses: Counter<'reason'>;
+  readonly httpRefusals: Counter<'listener' | 'reason'>;
+  readonly abuseRefusals: Counter<'reason'>;
   readonly peerStateNotices: Counter<'kind'>;
   readonly stunRequests: Counter;
   readonly stunMalformed: Counter<'reason'>;
@@ -147,6 +162,18 @@ export class RelayMetrics {
     this.sessionCloses = new Counter({
       name: 'relay_session_closes_total',
       help: 'Authenticated sessions ended, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.httpRefusals = new Counter({
+      name: 'relay_http_connections_refused_total',
+      help: 'Connections closed by an HTTP listener limit, by listener and reason',
+      labelNames: ['listener', 'reason'],
+      registers,
+    });
+    this.abuseRefusals = new Counter({
+      name: 'relay_abuse_refusals_total',
+      help: 'Connections refused by a per-IP limit, by reason',
       labelNames: ['reason'],
       registers,
     });

@@ -20,6 +20,19 @@ export class ClientAddressResolver {
     }
   }
 
+  /** The client's IP alone (the key of per-IP limits). */
+  clientIp(req: IncomingMessage): string {
+    const direct = unmap(req.socket.remoteAddress ?? 'unknown');
+    if (!this.#any || !this.#isTrusted(direct)) return direct;
+    const realIp = headerValue(req.headers['x-real-ip']);
+    return realIp && isIP(realIp) !== 0 ? unmap(realIp) : direct;
+  }
+
+  /** A TCP peer that is a trusted proxy speaks for many clients: it gets no per-IP TCP limit. */
+  isTrustedProxy(address: string): boolean {
+    return this.#any && this.#isTrusted(address);
+  }
+
   resolve(req: IncomingMessage): string {
     const direct = req.socket.remoteAddress ?? 'unknown';
     const port = req.socket.remotePort;
@@ -38,6 +51,10 @@ export class ClientAddressResolver {
     const family = isIP(unmapped) === 6 ? 'ipv6' : 'ipv4';
     return this.#trusted.check(unmapped, family);
   }
+}
+
+function unmap(address: string): string {
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {

@@ -13,7 +13,12 @@ import { HEADER_SIZE, MAX_MESSAGE_SIZE, MessageType, TRANSPORT_HEADER_SIZE } fro
 import { LastPeerKey } from '../protocol/last-peer-key.js';
 import { formatPeerKey, peerKeyFromBytes, type PeerKey } from '../protocol/peer-id.js';
 import type { Logger } from '../observability/logger.js';
-import type { HandshakeFailure, RelayMetrics, SessionCloseReason } from '../observability/relay-metrics.js';
+import type {
+  HandshakeFailure,
+  RelayMetrics,
+  SessionCloseReason,
+  WsFrameError,
+} from '../observability/relay-metrics.js';
 import type { Registration } from '../registry/peer-registry.js';
 import { SendQueue, type SendQueueLimits } from './send-queue.js';
 import type { WriteBatcher } from './write-batcher.js';
@@ -53,6 +58,8 @@ const BINARY = { binary: true } as const;
 const WS_POLICY_VIOLATION = 1008;
 const WS_MESSAGE_TOO_BIG = 1009;
 const WS_NORMAL = 1000;
+/** A peer that has not answered our close frame by then loses its socket (ws itself waits 30 s). */
+export const CLOSE_HANDSHAKE_TIMEOUT_MS = 1_000;
 
 type State = 'handshake' | 'admitting' | 'active' | 'closed';
 
@@ -158,7 +165,15 @@ export class PeerSession {
           ? WS_POLICY_VIOLATION
           : WS_NORMAL;
     this.#end(reason);
+    this.#closeSocket(code);
+  }
+
+  #closeSocket(code: number): void {
     this.#ws.close(code);
+    const ws = this.#ws;
+    const timer = setTimeout(() => ws.terminate(), CLOSE_HANDSHAKE_TIMEOUT_MS);
+    timer.unref();
+    ws.once('close', () => clearTimeout(timer));
   }
 
   /** Graceful goodbye: the relay close message, then the WebSocket close. */
@@ -170,7 +185,7 @@ export class PeerSession {
       this.#ctx.metrics.stats.sentBytes += CLOSE_MESSAGE.length;
       this.#ws.send(CLOSE_MESSAGE, BINARY);
     }
-    this.#ws.close(WS_NORMAL);
+    this.#closeSocket(WS_NORMAL);
   }
 
   #onMessage(data: Buffer, isBinary: boolean): void {
@@ -223,7 +238,7 @@ export class PeerSession {
       }
       case MessageType.Close:
         this.#end('client_close');
-        this.#ws.close(WS_NORMAL);
+        this.#closeSocket(WS_NORMAL);
         return;
       default:
         return this.#violation('unexpected_type');
@@ -279,9 +294,10 @@ export class PeerSession {
 
   #onSocketError(err: Error & { code?: string }): void {
     // ws reports oversize frames as errors before closing the socket.
-    if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.#violation('oversize_message');
-    else if (this.#state === 'handshake') this.#fail('socket_error');
-    else this.#onSocketGone('socket_closed');
+    if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return this.#violation('oversize_message');
+    const frameError = wsFrameError(err.code);
+    if (this.#state === 'handshake') this.#fail(frameError ?? 'socket_error');
+    else this.#onSocketGone(frameError ?? 'socket_closed');
   }
 
   #onSocketGone(reason: SessionCloseReason): void {
@@ -316,4 +332,21 @@ const ORDERLY_CLOSES: ReadonlySet<SessionCloseReason> = new Set<SessionCloseReas
 
 function isViolation(reason: SessionCloseReason): boolean {
   return !ORDERLY_CLOSES.has(reason);
+}
+
+/** ws refuses these frames itself; each is a peer's protocol error worth its own reason. */
+const WS_FRAME_ERRORS: Readonly<Record<string, WsFrameError>> = {
+  WS_ERR_UNEXPECTED_RSV_1: 'ws_compressed_frame',
+  WS_ERR_UNEXPECTED_RSV_2_3: 'ws_reserved_bits',
+  WS_ERR_EXPECTED_MASK: 'ws_unmasked_frame',
+  WS_ERR_UNEXPECTED_MASK: 'ws_unmasked_frame',
+  WS_ERR_INVALID_OPCODE: 'ws_invalid_opcode',
+  WS_ERR_EXPECTED_FIN: 'ws_fragmented_control',
+  WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH: 'ws_control_too_long',
+  WS_ERR_INVALID_CLOSE_CODE: 'ws_invalid_close',
+  WS_ERR_INVALID_UTF8: 'ws_invalid_utf8',
+};
+
+function wsFrameError(code: string | undefined): WsFrameError | undefined {
+  return code === undefined ? undefined : WS_FRAME_ERRORS[code];
 }

@@ -4,7 +4,13 @@ import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { MAX_MESSAGE_SIZE } from '../protocol/constants.js';
+import {
+  HttpConnectionLimiter,
+  TIMEOUT_CHECK_INTERVAL_MS,
+  type HttpRefusal,
+} from '../observability/http-limits.js';
 import type { HostPort } from '../config/cluster-options.js';
+import type { AbuseGuard, AbuseRefusal } from './abuse-guard.js';
 import type { ClientAddressResolver } from './client-address.js';
 import { PeerSession, type SessionContext } from './peer-session.js';
 
@@ -17,24 +23,76 @@ export interface RelayListenerOptions {
   readonly clientAddress: ClientAddressResolver;
   /** Most simultaneous TCP connections; beyond it new ones are refused by the kernel-side accept. */
   readonly maxConnections: number;
+  /** Most connections that have not upgraded yet; the oldest idle one goes first. */
+  readonly maxPendingConnections?: number;
+  readonly onRefused?: (reason: HttpRefusal | 'handshake_deadline') => void;
+  /** Per-IP limits; refusals are reported through onAbuse. */
+  readonly abuse?: AbuseGuard;
+  readonly onAbuse?: (reason: AbuseRefusal) => void;
 }
+
+const DEFAULT_MAX_PENDING_CONNECTIONS = 1024;
 
 /** The public WebSocket endpoint (ws or wss) at /relay. */
 export class RelayListener {
   readonly #server: Server;
   readonly #wss: WebSocketServer;
   readonly #options: RelayListenerOptions;
+  readonly #limiter: HttpConnectionLimiter;
+  // Pre-upgrade deadline per socket: Node's own header timeout is only checked on an interval.
+  readonly #deadlines = new WeakMap<Socket, NodeJS.Timeout>();
   #accepting = false;
 
   constructor(options: RelayListenerOptions) {
     this.#options = options;
+    const deadlineMs = options.session.timings.handshakeTimeoutMs;
+    const http = { connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS };
     this.#server = options.tls
-      ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key })
-      : createHttpServer();
-    // Slow or silent clients must not hold a socket before the WebSocket handshake either.
-    this.#server.headersTimeout = options.session.timings.handshakeTimeoutMs;
-    this.#server.requestTimeout = options.session.timings.handshakeTimeoutMs;
+      ? createHttpsServer({
+          ...http,
+          cert: options.tls.cert,
+          key: options.tls.key,
+          handshakeTimeout: deadlineMs,
+        })
+      : createHttpServer(http);
     this.#server.maxConnections = options.maxConnections;
+    const onRefused = options.onRefused ?? (() => {});
+    this.#limiter = new HttpConnectionLimiter(
+      this.#server,
+      {
+        headersTimeoutMs: deadlineMs,
+        requestTimeoutMs: deadlineMs,
+        keepAliveTimeoutMs: 5_000,
+        maxRequestsPerSocket: 100,
+        maxInFlightPerSocket: 4,
+        maxUnreadResponseBytes: 64 * 1024,
+        maxConnections: options.maxPendingConnections ?? DEFAULT_MAX_PENDING_CONNECTIONS,
+      },
+      onRefused,
+    );
+    // Slow or silent clients must not hold a socket past the handshake deadline, whatever they send.
+    const abuse = options.abuse;
+    if (abuse !== undefined) {
+      // Before TLS and before any HTTP parsing: the cheapest place to turn a flood away.
+      this.#server.prependListener('connection', (socket: Socket) => {
+        const ip = socket.remoteAddress ?? 'unknown';
+        if (options.clientAddress.isTrustedProxy(ip)) return;
+        const refusal = abuse.connect(ip.startsWith('::ffff:') ? ip.slice(7) : ip);
+        if (refusal === undefined) return;
+        options.onAbuse?.(refusal);
+        socket.destroy();
+      });
+    }
+    this.#server.on(options.tls ? 'secureConnection' : 'connection', (socket: Socket) => {
+      const timer = setTimeout(() => {
+        if (socket.destroyed) return;
+        onRefused('handshake_deadline');
+        socket.destroy();
+      }, deadlineMs);
+      timer.unref();
+      this.#deadlines.set(socket, timer);
+      socket.once('close', () => clearTimeout(timer));
+    });
     this.#wss = new WebSocketServer({
       noServer: true,
       // One byte over the limit, so an oversize message reaches the codec and is refused by it, counted.
@@ -68,6 +126,12 @@ export class RelayListener {
     return { host: address.address, port: address.port };
   }
 
+  /** A new certificate for new handshakes; established sessions keep theirs. Throws on a bad pair. */
+  setCertificate(pair: { readonly cert: Buffer; readonly key: Buffer }): void {
+    if (!('setSecureContext' in this.#server)) throw new Error('listener has no TLS');
+    (this.#server as import('node:https').Server).setSecureContext({ cert: pair.cert, key: pair.key });
+  }
+
   /** Stops accepting new connections; established ones stay until drained. */
   stopAccepting(): void {
     if (!this.#accepting) return;
@@ -82,6 +146,9 @@ export class RelayListener {
   }
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // From here the session's own handshake timer bounds the socket.
+    clearTimeout(this.#deadlines.get(socket as Socket));
+    this.#limiter.release(socket as Socket);
     const path = (req.url ?? '').split('?', 1)[0];
     if (path !== RELAY_PATH || !this.#accepting) {
       const status = this.#accepting ? '404 Not Found' : '503 Service Unavailable';
@@ -89,6 +156,16 @@ export class RelayListener {
       return;
     }
     const remote = this.#options.clientAddress.resolve(req);
+    if (this.#options.abuse !== undefined) {
+      const admitted = this.#options.abuse.upgrade(this.#options.clientAddress.clientIp(req));
+      if (typeof admitted === 'string') {
+        this.#options.onAbuse?.(admitted);
+        socket.end('HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        setTimeout(() => socket.destroy(), 1_000).unref();
+        return;
+      }
+      socket.once('close', admitted);
+    }
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
       new PeerSession(ws, socket as Socket, remote, this.#options.session);
     });

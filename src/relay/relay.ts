@@ -33,7 +33,7 @@ export class Relay implements SessionHost {
   readonly #registrations = new KeyedSerializer<PeerKey>();
   readonly #options: RelayOptions;
   readonly #authResponse: Buffer;
-  readonly #maxSubscriptions: number;
+  #maxSubscriptions: number;
   readonly #unsubscribeEvents: () => void;
   readonly #connected = new Set<PeerSession>();
   #shedding = false;
@@ -118,6 +118,11 @@ export class Relay implements SessionHost {
       return;
     }
     this.#options.metrics.stats.drops.unknown_peer++;
+  }
+
+  /** A live change of the subscription cap; sessions already above it keep what they have. */
+  setMaxSubscriptionsPerSession(max: number): void {
+    this.#maxSubscriptions = max;
   }
 
   subscribe(session: PeerSession, peers: PeerKey[]): void {

@@ -1,0 +1,66 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+
+export interface TlsPair {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+}
+
+export interface TlsReloaderOptions {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly intervalMs: number;
+  /** Installs a pair for new handshakes; throws when the pair is unusable (key does not match …). */
+  readonly apply: (pair: TlsPair) => void;
+  readonly onReloaded: () => void;
+  readonly onError: (message: string) => void;
+}
+
+/**
+ * Polls the certificate and key files (by content, so an atomic symlink swap of
+ * a mounted Secret counts) and installs a changed pair. A pair that does not
+ * load keeps the old one and is reported once, not on every poll.
+ */
+export class TlsReloader {
+  readonly #options: TlsReloaderOptions;
+  readonly #timer: NodeJS.Timeout;
+  #current: string;
+  #lastBad: string | undefined;
+
+  constructor(options: TlsReloaderOptions, initial: TlsPair) {
+    this.#options = options;
+    this.#current = fingerprint(initial);
+    this.#timer = setInterval(() => this.check(), options.intervalMs);
+    this.#timer.unref();
+  }
+
+  check(): void {
+    let pair: TlsPair;
+    try {
+      pair = { cert: readFileSync(this.#options.certFile), key: readFileSync(this.#options.keyFile) };
+    } catch {
+      // Mid-swap a file can be missing for a moment; the next poll sees the settled state.
+      return;
+    }
+    const print = fingerprint(pair);
+    if (print === this.#current || print === this.#lastBad) return;
+    try {
+      this.#options.apply(pair);
+    } catch (err) {
+      this.#lastBad = print;
+      this.#options.onError((err as Error).message);
+      return;
+    }
+    this.#current = print;
+    this.#lastBad = undefined;
+    this.#options.onReloaded();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+}
+
+function fingerprint(pair: TlsPair): string {
+  return createHash('sha256').update(pair.cert).update('\0').update(pair.key).digest('hex');
+}
