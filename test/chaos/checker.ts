@@ -107,6 +107,19 @@ export function check(events: Event[]): Verdict {
     } else downAt.set(key, e.t);
   }
 
+  /*
+   * Which of two sessions of one peer the relay must treat as older: the one
+   * that ended first (it was replaced or closed), else the one that came up
+   * first. Client-side auth order is not used alone: two racing connections
+   * on different pods may authenticate in one order and register in the other.
+   */
+  const older = (x: string, y: string): boolean => {
+    const dx = downAt.get(x) ?? Infinity;
+    const dy = downAt.get(y) ?? Infinity;
+    if (dx !== dy) return dx < dy;
+    return (upAt.get(x) ?? 0) < (upAt.get(y) ?? 0);
+  };
+
   // 1. Notices per (subscriber session, peer) alternate online, offline, online...
   const viewOpen = new Map<string, boolean>();
   // 1b. Per (subscriber session, sender), the sender's session never goes back.
@@ -152,7 +165,7 @@ export function check(events: Event[]): Verdict {
         // A session older (authenticated earlier) than one that already received must not receive.
         const me = sessionKey(e.peer, e.s);
         const before = lastReceiver.get(str(e.peer));
-        if (before && before !== me && (upAt.get(me) ?? 0) < (upAt.get(before) ?? 0)) {
+        if (before && before !== me && older(me, before)) {
           flag('stale-session', e, `${me} received after the newer ${before} had received`);
         } else lastReceiver.set(str(e.peer), me);
         break;
