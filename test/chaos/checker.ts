@@ -122,8 +122,6 @@ export function check(events: Event[]): Verdict {
 
   // 1. Notices per (subscriber session, peer) alternate online, offline, online...
   const viewOpen = new Map<string, boolean>();
-  // 1b. Per (subscriber session, sender), the sender's session never goes back.
-  const lastSenderSession = new Map<string, number>();
   // 2-4. Deliveries.
   const received = new Map<string, Event>();
   const lastReceiver = new Map<string, string>();
@@ -155,13 +153,21 @@ export function check(events: Event[]): Verdict {
         const first = received.get(id);
         if (first) flag('duplicate', e, `message ${id} delivered again (first at line ${first.line})`);
         else received.set(id, e);
-        const pairKey = `${sessionKey(e.peer, e.s)}<${str(e.from)}`;
-        const fs = Number(e.fs);
-        const previous = lastSenderSession.get(pairKey);
-        if (previous !== undefined && fs < previous) {
-          flag('session-regress', e, `${pairKey}: data from sender session ${fs} after session ${previous}`);
+        // A sender's replaced session may still send until the relay has displaced it
+        // (cross-pod, via Redis); past the bound after the newer one came up it must not.
+        const sender = sessionKey(e.from, e.fs);
+        for (const other of sessionsOf.get(str(e.from)) ?? []) {
+          if (other === sender || !older(sender, other)) continue;
+          const otherUp = upAt.get(other) ?? Infinity;
+          if (e.t - otherUp > boundMs) {
+            flag(
+              'session-regress',
+              e,
+              `data from ${sender} ${Math.round(e.t - otherUp)} ms after the newer ${other} came up`,
+            );
+            break;
+          }
         }
-        lastSenderSession.set(pairKey, Math.max(fs, previous ?? fs));
         // A session older (authenticated earlier) than one that already received must not receive.
         const me = sessionKey(e.peer, e.s);
         const before = lastReceiver.get(str(e.peer));

@@ -308,7 +308,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       const reason = await new Promise<string>((resolve) => conn.once('close', resolve));
       session.conns.delete(partner);
       if (reason === 'peer_offline') history.write('off', { peer: peer.id, s: session.s, of: partner });
-      else return;
+      else {
+        history.write('closed', { peer: peer.id, s: session.s, of: partner, reason });
+        if (reason !== 'relay_disconnected') continue;
+        return;
+      }
     }
   };
   const startSession = async (peer: ChaosPeer, asCurrent: boolean): Promise<void> => {
@@ -359,12 +363,18 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     }, ms);
     timers.add(timer);
   };
+  const failedSends = new WeakSet<PeerConnection>();
   const send = (peer: ChaosPeer, session: Session, to: string, conn: PeerConnection, fin: boolean): void => {
     const seq = peer.seq + 1;
     try {
       conn.send(Buffer.from(JSON.stringify({ f: peer.id, fs: session.s, d: to, q: seq })));
-    } catch {
-      return; // closed between the check and the send: not sent, so nothing to lose
+    } catch (err) {
+      // Not sent, so nothing to lose; recorded once per connection, for diagnosis.
+      if (!failedSends.has(conn)) {
+        failedSends.add(conn);
+        history.write('send-failed', { peer: peer.id, s: session.s, to, error: String(err) });
+      }
+      return;
     }
     // Written after the synchronous send: no receive can be recorded before it.
     peer.seq = seq;
