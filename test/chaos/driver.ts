@@ -28,6 +28,8 @@ export interface ChaosOptions {
   dir: string;
   /** Convergence bound the checker applies after every fault and after the heal. */
   boundMs: number;
+  /** How long a replaced session may still get traffic outside fault windows (pub/sub lag). */
+  displaceMs?: number;
   rssBoundBytes: number;
   log?: (line: string) => void;
 }
@@ -221,6 +223,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     durationMs: options.durationMs,
     clients: options.clients,
     boundMs: options.boundMs,
+    displaceMs: options.displaceMs ?? 1_000,
     rssBoundBytes: options.rssBoundBytes,
     schedule,
   });
