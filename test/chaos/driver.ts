@@ -308,7 +308,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         const m = JSON.parse(payload.toString()) as { f: string; fs: number; d: string; q: number };
         history.write('recv', { peer: peer.id, s: session.s, from: m.f, fs: m.fs, seq: m.q, dst: m.d });
       });
-      const reason = await new Promise<string>((resolve) => conn.once('close', resolve));
+      // Not once('close'): ws may hand over online and offline in one tick, so the
+      // connection can already be closed (its event gone) when openConn resolves.
+      const reason = await conn.whenClosed();
       session.conns.delete(partner);
       if (reason === 'peer_offline') history.write('off', { peer: peer.id, s: session.s, of: partner });
       else {
