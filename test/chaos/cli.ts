@@ -47,6 +47,9 @@ const result = await runChaos({
 const { verdict, report } = checkFile(result.historyFile);
 console.log(`history: ${result.historyFile}`);
 console.log(`stats: ${JSON.stringify(verdict.stats)}`);
+const byKind: Record<string, number> = {};
+for (const violation of verdict.violations) byKind[violation.kind] = (byKind[violation.kind] ?? 0) + 1;
+console.log(`violations by kind: ${JSON.stringify(byKind)}`);
 console.log(report);
 console.log(
   `rerun: npm run chaos -- --seed ${values.seed} --duration ${values.duration} --topology ${topology} --clients ${clients}`,
