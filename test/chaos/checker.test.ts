@@ -1,0 +1,173 @@
+import { describe, expect, it } from 'vitest';
+import { check, explain, parseHistory, type ViolationKind } from './checker.js';
+
+/** Builds a history from events (t, kind, fields), numbered as lines of a file. */
+function history(...events: [number, string, Record<string, unknown>?][]): string {
+  return events.map(([t, k, fields]) => JSON.stringify({ t, k, ...fields })).join('\n');
+}
+
+const RUN: [number, string, Record<string, unknown>] = [
+  0,
+  'run',
+  { boundMs: 1_000, displaceMs: 100, rssBoundBytes: 1_000_000 },
+];
+// Two peers, one session each, each seeing the other online.
+const BASE: [number, string, Record<string, unknown>][] = [
+  RUN,
+  [1, 'sess', { peer: 'a', s: 1, phase: 'up' }],
+  [2, 'sess', { peer: 'b', s: 1, phase: 'up' }],
+  [3, 'on', { peer: 'a', s: 1, of: 'b' }],
+  [4, 'on', { peer: 'b', s: 1, of: 'a' }],
+];
+const TAIL: [number, string, Record<string, unknown>] = [60_000, 'end', {}];
+
+function kinds(text: string): ViolationKind[] {
+  return [...new Set(check(parseHistory(text)).violations.map((v) => v.kind))];
+}
+
+describe('chaos checker', () => {
+  it('passes a clean history: delivered messages, a reconnect, a scheduled kill', () => {
+    const text = history(
+      ...BASE,
+      [10, 'send', { peer: 'a', s: 1, to: 'b', seq: 1 }],
+      [11, 'recv', { peer: 'b', s: 1, from: 'a', fs: 1, seq: 1, dst: 'b' }],
+      [20, 'sess', { peer: 'a', s: 1, phase: 'down' }],
+      [21, 'off', { peer: 'b', s: 1, of: 'a' }],
+      [22, 'sess', { peer: 'a', s: 2, phase: 'up' }],
+      [23, 'on', { peer: 'b', s: 1, of: 'a' }],
+      [30, 'send', { peer: 'a', s: 2, to: 'b', seq: 2 }],
+      [31, 'recv', { peer: 'b', s: 1, from: 'a', fs: 2, seq: 2, dst: 'b' }],
+      [40, 'exit', { pod: 'pod-1', code: null, signal: 'SIGKILL', scheduled: true }],
+      [41, 'rss', { pod: 'pod-1', bytes: 500_000 }],
+      TAIL,
+    );
+    const verdict = check(parseHistory(text));
+    expect(verdict.violations).toEqual([]);
+    expect(verdict.stats).toMatchObject({ sent: 2, delivered: 2, lost: 0, peakRssBytes: 500_000 });
+  });
+
+  it('catches an online of a newer session before the offline of the old one', () => {
+    expect(kinds(history(...BASE, [10, 'on', { peer: 'a', s: 1, of: 'b' }], TAIL))).toEqual(['notify-order']);
+  });
+
+  it('catches an offline without an online, and two offlines for one session', () => {
+    expect(kinds(history(RUN, [1, 'off', { peer: 'a', s: 1, of: 'b' }], TAIL))).toEqual(['notify-order']);
+    const twice = history(
+      ...BASE,
+      [10, 'off', { peer: 'a', s: 1, of: 'b' }],
+      [11, 'off', { peer: 'a', s: 1, of: 'b' }],
+      TAIL,
+    );
+    expect(kinds(twice)).toEqual(['notify-order']);
+  });
+
+  it('catches data from a replaced sender session long after the newer one came up', () => {
+    const stale = (t: number): string =>
+      history(
+        ...BASE,
+        [10, 'sess', { peer: 'a', s: 2, phase: 'up' }],
+        [t, 'recv', { peer: 'b', s: 1, from: 'a', fs: 1, seq: 1, dst: 'b' }],
+        [t + 1, 'sess', { peer: 'a', s: 1, phase: 'down' }],
+        TAIL,
+      );
+    // Within displaceMs (100 ms): the relay may not have displaced the old session yet.
+    expect(kinds(stale(50))).toEqual([]);
+    expect(kinds(stale(500))).toEqual(['session-regress']);
+  });
+
+  it('catches a message delivered to a peer other than its destination', () => {
+    const text = history(
+      ...BASE,
+      [10, 'send', { peer: 'a', s: 1, to: 'c', seq: 1 }],
+      [11, 'recv', { peer: 'b', s: 1, from: 'a', fs: 1, seq: 1, dst: 'c' }],
+      TAIL,
+    );
+    expect(kinds(text)).toEqual(['misdelivery']);
+  });
+
+  it('catches a duplicated message', () => {
+    const text = history(
+      ...BASE,
+      [10, 'send', { peer: 'a', s: 1, to: 'b', seq: 1 }],
+      [11, 'recv', { peer: 'b', s: 1, from: 'a', fs: 1, seq: 1, dst: 'b' }],
+      [12, 'recv', { peer: 'b', s: 1, from: 'a', fs: 1, seq: 1, dst: 'b' }],
+      TAIL,
+    );
+    expect(kinds(text)).toEqual(['duplicate']);
+  });
+
+  it('catches delivery to an older session after a newer one received, past the displacement lag', () => {
+    const stale = (t: number): string =>
+      history(
+        ...BASE,
+        [10, 'sess', { peer: 'b', s: 2, phase: 'up' }],
+        [11, 'send', { peer: 'a', s: 1, to: 'b', seq: 1 }],
+        [12, 'recv', { peer: 'b', s: 2, from: 'a', fs: 1, seq: 1, dst: 'b' }],
+        [t - 1, 'send', { peer: 'a', s: 1, to: 'b', seq: 2 }],
+        [t, 'recv', { peer: 'b', s: 1, from: 'a', fs: 1, seq: 2, dst: 'b' }],
+        [t + 1, 'sess', { peer: 'b', s: 1, phase: 'down' }],
+        TAIL,
+      );
+    // Within displaceMs (100 ms here) the old pod may not have seen the newer session's event yet.
+    expect(kinds(stale(50))).toEqual([]);
+    expect(kinds(stale(500))).toEqual(['stale-session']);
+  });
+
+  it('catches a loss outside any fault window, and excuses one inside', () => {
+    const lost = history(...BASE, [10_000, 'send', { peer: 'a', s: 1, to: 'b', seq: 1 }], TAIL);
+    expect(kinds(lost)).toEqual(['loss']);
+    const excused = history(
+      ...BASE,
+      [9_500, 'fault', { id: 1, kind: 'kill-pod', phase: 'start' }],
+      [9_800, 'fault', { id: 1, kind: 'kill-pod', phase: 'end' }],
+      [10_000, 'send', { peer: 'a', s: 1, to: 'b', seq: 1 }],
+      TAIL,
+    );
+    expect(kinds(excused)).toEqual([]);
+    // The window ends at the fault's end plus the bound (1 s here).
+    const late = history(
+      ...BASE,
+      [9_500, 'fault', { id: 1, kind: 'kill-pod', phase: 'start' }],
+      [9_800, 'fault', { id: 1, kind: 'kill-pod', phase: 'end' }],
+      [10_900, 'send', { peer: 'a', s: 1, to: 'b', seq: 1 }],
+      TAIL,
+    );
+    expect(kinds(late)).toEqual(['loss']);
+  });
+
+  it('catches a peer that does not converge after the heal, and a final message lost', () => {
+    const noReady = history(...BASE, [100, 'heal', {}], [100, 'ready', { peer: 'a', s: 1 }], TAIL);
+    expect(kinds(noReady)).toEqual(['no-convergence']);
+    const slow = history(
+      ...BASE,
+      [100, 'heal', {}],
+      [100, 'ready', { peer: 'a', s: 1 }],
+      [2_000, 'ready', { peer: 'b', s: 1 }],
+      TAIL,
+    );
+    expect(kinds(slow)).toEqual(['no-convergence']);
+    const finalLost = history(
+      ...BASE,
+      [100, 'heal', {}],
+      [101, 'ready', { peer: 'a', s: 1 }],
+      [101, 'ready', { peer: 'b', s: 1 }],
+      [200, 'send', { peer: 'a', s: 1, to: 'b', seq: 9, fin: true }],
+      TAIL,
+    );
+    expect(kinds(finalLost)).toEqual(['no-convergence']);
+  });
+
+  it('catches an unscheduled relay exit and an RSS over the bound', () => {
+    const exit = history(RUN, [5, 'exit', { pod: 'pod-2', code: 1, signal: null, scheduled: false }], TAIL);
+    expect(kinds(exit)).toEqual(['unexpected-exit']);
+    expect(kinds(history(RUN, [5, 'rss', { pod: 'pod-2', bytes: 2_000_000 }], TAIL))).toEqual(['rss']);
+  });
+
+  it('prints the first violation with the surrounding history lines', () => {
+    const text = history(...BASE, [10, 'on', { peer: 'a', s: 1, of: 'b' }], TAIL);
+    const report = explain(text, check(parseHistory(text)), 1);
+    expect(report).toContain('[notify-order]');
+    expect(report).toContain('>> 6: {"t":10,"k":"on"');
+    expect(report).toContain('   5: ');
+  });
+});

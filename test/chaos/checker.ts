@@ -1,0 +1,322 @@
+import { readFileSync } from 'node:fs';
+
+/*
+ * The chaos checker: judges recorded histories against the relay's promises.
+ * It reads only the history (JSON lines) and shares no code with the relay, so
+ * a bug in the relay's rules cannot hide the same bug here.
+ *
+ * Events it understands (t = monotonic ms):
+ *   run    {seed, topology, boundMs, rssBoundBytes}
+ *   fault  {id, kind, phase: 'start'|'end'}
+ *   sess   {peer, s, phase: 'up'|'down'}         a client session authenticated / ended
+ *   on     {peer, s, of}                          session s of peer saw `of` online
+ *   off    {peer, s, of}                          ... saw `of` go offline
+ *   send   {peer, s, to, seq, fin?}               transport message, seq unique per sender
+ *   recv   {peer, s, from, fs, seq, dst}          received; dst is what the payload says
+ *   heal   {}                                     the last fault has healed
+ *   ready  {peer, s}                              after heal: every partner of peer is open
+ *   exit   {pod, code, signal, scheduled}
+ *   rss    {pod, bytes}
+ *   end    {}
+ */
+
+export type Event = { t: number; k: string; line: number } & Record<string, unknown>;
+
+export type ViolationKind =
+  | 'notify-order'
+  | 'session-regress'
+  | 'misdelivery'
+  | 'duplicate'
+  | 'stale-session'
+  | 'loss'
+  | 'no-convergence'
+  | 'unexpected-exit'
+  | 'rss';
+
+export interface Violation {
+  kind: ViolationKind;
+  message: string;
+  line: number;
+}
+
+export interface Verdict {
+  violations: Violation[];
+  stats: {
+    sent: number;
+    delivered: number;
+    lost: number;
+    lostOutsideFaults: number;
+    faults: Record<string, number>;
+    worstConvergenceMs: number;
+    peakRssBytes: number;
+    exits: number;
+  };
+}
+
+export function parseHistory(text: string): Event[] {
+  return text
+    .split('\n')
+    .map((raw, index) => ({ raw, line: index + 1 }))
+    .filter(({ raw }) => raw.trim() !== '')
+    .map(({ raw, line }) => ({ ...(JSON.parse(raw) as { t: number; k: string }), line }));
+}
+
+const str = (value: unknown): string => String(value);
+
+export function check(events: Event[]): Verdict {
+  const violations: Violation[] = [];
+  const flag = (kind: ViolationKind, event: Event, message: string): void => {
+    violations.push({ kind, message, line: event.line });
+  };
+  const run = events.find((e) => e.k === 'run');
+  const boundMs = Number(run?.boundMs ?? 10_000);
+  const rssBound = Number(run?.rssBoundBytes ?? 512 * 1024 * 1024);
+  /*
+   * A pod closes its copy of a replaced session when the newer session's event
+   * reaches it over Redis pub/sub (DESIGN.md), so an old session may still get
+   * local traffic for that event's lag: allowed up to displaceMs outside fault
+   * windows (lag on loopback is milliseconds), up to boundMs inside them.
+   */
+  const displaceMs = Number(run?.displaceMs ?? 1_000);
+
+  // Fault windows, each widened by the convergence bound.
+  const windows: [number, number][] = [];
+  const openFaults = new Map<string, number>();
+  const faults: Record<string, number> = {};
+  for (const e of events) {
+    if (e.k !== 'fault') continue;
+    if (e.phase === 'start') {
+      openFaults.set(str(e.id), e.t);
+      faults[str(e.kind)] = (faults[str(e.kind)] ?? 0) + 1;
+    } else {
+      const start = openFaults.get(str(e.id));
+      openFaults.delete(str(e.id));
+      if (start !== undefined) windows.push([start, e.t + boundMs]);
+    }
+  }
+  const endT = events.at(-1)?.t ?? 0;
+  for (const start of openFaults.values()) windows.push([start, endT + boundMs]);
+  const inFault = (t: number): boolean => windows.some(([a, b]) => t >= a && t <= b);
+
+  // Session lifetimes, per peer.
+  const sessionKey = (peer: unknown, s: unknown): string => `${str(peer)}#${str(s)}`;
+  const upAt = new Map<string, number>();
+  const downAt = new Map<string, number>();
+  const sessionsOf = new Map<string, string[]>();
+  for (const e of events) {
+    if (e.k !== 'sess') continue;
+    const key = sessionKey(e.peer, e.s);
+    if (e.phase === 'up') {
+      upAt.set(key, e.t);
+      const list = sessionsOf.get(str(e.peer)) ?? [];
+      list.push(key);
+      sessionsOf.set(str(e.peer), list);
+    } else downAt.set(key, e.t);
+  }
+
+  /*
+   * Which of two sessions of one peer the relay must treat as older: the one
+   * that ended first (it was replaced or closed), else the one that came up
+   * first. Client-side auth order is not used alone: two racing connections
+   * on different pods may authenticate in one order and register in the other.
+   */
+  const older = (x: string, y: string): boolean => {
+    const dx = downAt.get(x) ?? Infinity;
+    const dy = downAt.get(y) ?? Infinity;
+    if (dx !== dy) return dx < dy;
+    return (upAt.get(x) ?? 0) < (upAt.get(y) ?? 0);
+  };
+
+  // 1. Notices per (subscriber session, peer) alternate online, offline, online...
+  const viewOpen = new Map<string, boolean>();
+  // 2-4. Deliveries.
+  const received = new Map<string, Event>();
+  const lastReceiver = new Map<string, { key: string; t: number }>();
+  let delivered = 0;
+  let peakRss = 0;
+  let exits = 0;
+
+  for (const e of events) {
+    switch (e.k) {
+      case 'on':
+      case 'off': {
+        const key = `${sessionKey(e.peer, e.s)}>${str(e.of)}`;
+        const open = viewOpen.get(key) ?? false;
+        if (e.k === 'on' && open) flag('notify-order', e, `${key}: online again without an offline between`);
+        if (e.k === 'off' && !open) flag('notify-order', e, `${key}: offline without a preceding online`);
+        viewOpen.set(key, e.k === 'on');
+        break;
+      }
+      case 'recv': {
+        delivered++;
+        if (str(e.dst) !== str(e.peer)) {
+          flag(
+            'misdelivery',
+            e,
+            `message ${str(e.from)}/${str(e.seq)} for ${str(e.dst)} reached ${str(e.peer)}`,
+          );
+        }
+        const id = `${str(e.from)}/${str(e.seq)}`;
+        const first = received.get(id);
+        if (first) flag('duplicate', e, `message ${id} delivered again (first at line ${first.line})`);
+        else received.set(id, e);
+        // A sender's replaced session may still send until the relay has displaced it
+        // (cross-pod, via Redis); past the bound after the newer one came up it must not.
+        const sender = sessionKey(e.from, e.fs);
+        for (const other of sessionsOf.get(str(e.from)) ?? []) {
+          if (other === sender || !older(sender, other)) continue;
+          const otherUp = upAt.get(other) ?? Infinity;
+          if (e.t - otherUp > (inFault(e.t) ? boundMs : displaceMs)) {
+            flag(
+              'session-regress',
+              e,
+              `data from ${sender} ${Math.round(e.t - otherUp)} ms after the newer ${other} came up`,
+            );
+            break;
+          }
+        }
+        // A session older (authenticated earlier) than one that already received must not receive.
+        const me = sessionKey(e.peer, e.s);
+        const before = lastReceiver.get(str(e.peer));
+        if (before && before.key !== me && older(me, before.key)) {
+          if (e.t - before.t > (inFault(e.t) ? boundMs : displaceMs)) {
+            flag(
+              'stale-session',
+              e,
+              `${me} received ${Math.round(e.t - before.t)} ms after the newer ${before.key} had`,
+            );
+          }
+        } else if (before?.key !== me) lastReceiver.set(str(e.peer), { key: me, t: e.t });
+        break;
+      }
+      case 'exit':
+        exits++;
+        if (e.scheduled !== true) {
+          flag(
+            'unexpected-exit',
+            e,
+            `pod ${str(e.pod)} exited (code ${str(e.code)}, signal ${str(e.signal)})`,
+          );
+        }
+        break;
+      case 'rss': {
+        const bytes = Number(e.bytes);
+        peakRss = Math.max(peakRss, bytes);
+        if (bytes > rssBound) flag('rss', e, `pod ${str(e.pod)} RSS ${bytes} > bound ${rssBound}`);
+        break;
+      }
+    }
+  }
+
+  // 5. Loss: a message never received is excused only by a fault window, or by
+  // its sender's or receiver's session ending (or the receiver being between
+  // sessions) within the bound of the send.
+  const heal = events.find((e) => e.k === 'heal');
+  const touched = (peer: string, t: number): boolean =>
+    (sessionsOf.get(peer) ?? []).some((key) => {
+      const up = upAt.get(key) ?? 0;
+      const down = downAt.get(key);
+      return (
+        (up >= t - boundMs && up <= t + boundMs) ||
+        (down !== undefined && down >= t - boundMs && down <= t + boundMs)
+      );
+    });
+  let sent = 0;
+  let lost = 0;
+  let lostOutside = 0;
+  for (const e of events) {
+    if (e.k !== 'send') continue;
+    sent++;
+    const got = received.get(`${str(e.peer)}/${str(e.seq)}`);
+    if (e.fin === true) {
+      if (!got) {
+        lost++;
+        lostOutside++;
+        flag('no-convergence', e, `final message ${str(e.peer)}->${str(e.to)} #${str(e.seq)} never arrived`);
+      } else if (got.t - e.t > boundMs) {
+        flag('no-convergence', got, `final message took ${Math.round(got.t - e.t)} ms > ${boundMs} ms`);
+      }
+      continue;
+    }
+    if (got) continue;
+    lost++;
+    if (e.t > endT - boundMs) continue;
+    if (inFault(e.t) || touched(str(e.peer), e.t) || touched(str(e.to), e.t)) continue;
+    lostOutside++;
+    flag('loss', e, `message ${str(e.peer)}->${str(e.to)} #${str(e.seq)} lost outside any fault window`);
+  }
+
+  // 6. Convergence: after the heal, every live session reports all partners open within the bound.
+  let worst = 0;
+  if (heal) {
+    const live = new Set<string>();
+    for (const [peer, keys] of sessionsOf) {
+      const last = keys.at(-1);
+      if (last && !downAt.has(last)) live.add(peer);
+    }
+    const ready = new Map<string, Event>();
+    for (const e of events) if (e.k === 'ready' && e.t >= heal.t) ready.set(str(e.peer), e);
+    for (const peer of live) {
+      const r = ready.get(peer);
+      if (!r) {
+        flag('no-convergence', heal, `${peer} never reached all its partners after the heal`);
+        continue;
+      }
+      worst = Math.max(worst, r.t - heal.t);
+      if (r.t - heal.t > boundMs) {
+        flag(
+          'no-convergence',
+          r,
+          `${peer} reached its partners ${Math.round(r.t - heal.t)} ms after the heal`,
+        );
+      }
+    }
+  }
+
+  violations.sort((a, b) => a.line - b.line);
+  return {
+    violations,
+    stats: {
+      sent,
+      delivered,
+      lost,
+      lostOutsideFaults: lostOutside,
+      faults,
+      worstConvergenceMs: Math.round(worst),
+      peakRssBytes: peakRss,
+      exits,
+    },
+  };
+}
+
+/** The first violation with the history lines around it. */
+export function explain(text: string, verdict: Verdict, context = 5): string {
+  const first = verdict.violations[0];
+  if (!first) return 'no violations';
+  const lines = text.split('\n');
+  const from = Math.max(0, first.line - 1 - context);
+  const excerpt = lines
+    .slice(from, first.line + context)
+    .map((line, i) => `${from + i + 1 === first.line ? '>>' : '  '} ${from + i + 1}: ${line}`)
+    .join('\n');
+  return `${verdict.violations.length} violation(s); first: [${first.kind}] ${first.message}\n${excerpt}`;
+}
+
+export function checkFile(file: string): { verdict: Verdict; report: string } {
+  const text = readFileSync(file, 'utf8');
+  const verdict = check(parseHistory(text));
+  return { verdict, report: explain(text, verdict) };
+}
+
+// As a program: tsx test/chaos/checker.ts <history.jsonl>
+if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
+  const file = process.argv[2];
+  if (!file) {
+    console.error('usage: checker <history.jsonl>');
+    process.exit(2);
+  }
+  const { verdict, report } = checkFile(file);
+  console.log(JSON.stringify(verdict.stats));
+  console.log(report);
+  process.exit(verdict.violations.length === 0 ? 0 : 1);
+}
