@@ -6,6 +6,8 @@
 #   yaml2json       tools/kube/cmd/yaml2json: YAML stream -> JSON array, for the chart tests
 #   crds/           the prometheus-operator CRDs (ServiceMonitor, PrometheusRule) from its Go module
 #   promtool        github.com/prometheus/prometheus/cmd/promtool: checks and unit-tests the alert rules
+# and into .cache/kube-node-bin/ (KUBE_NODE_BIN_DIR) for test/k8s-node:
+#   kube-scheduler, kube-controller-manager  k8s.io/kubernetes/cmd/..., the apiserver's version
 # Idempotent: a tool whose binary exists and whose stamp names the same version is skipped.
 # Environment: KUBE_BIN_DIR (default <repo>/.cache/kube-bin), GOFLAGS (e.g. -p=1 on a busy machine).
 set -euo pipefail
@@ -127,4 +129,22 @@ else
   stamp promtool "$PROMETHEUS_VERSION"
 fi
 
-log "ready in $bin"
+# Control plane for test/k8s-node, same version as the apiserver, in a directory of its own
+# (KUBE_NODE_BIN_DIR) so the cached tools above are never rebuilt for it.
+node_bin="${KUBE_NODE_BIN_DIR:-$root/.cache/kube-node-bin}"
+mkdir -p "$node_bin"
+for component in kube-scheduler kube-controller-manager; do
+  if [ -e "$node_bin/$component" ] && [ "$(cat "$node_bin/$component.version" 2>/dev/null)" = "$KUBERNETES_VERSION+stamped" ]; then
+    log "$component $KUBERNETES_VERSION cached"
+  else
+    log "building $component $KUBERNETES_VERSION (first build takes minutes)"
+    start=$SECONDS
+    (cd "$here" && go build -trimpath -ldflags="-s -w $(kube_ldflags "$KUBERNETES_VERSION")" \
+      -o "$node_bin/$component.tmp" "k8s.io/kubernetes/cmd/$component")
+    mv "$node_bin/$component.tmp" "$node_bin/$component"
+    printf '%s\n' "$KUBERNETES_VERSION+stamped" >"$node_bin/$component.version"
+    log "$component built in $((SECONDS - start)) s"
+  fi
+done
+
+log "ready in $bin and $node_bin"
