@@ -234,6 +234,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const slots: PodSlot[] = [];
   const peers: ChaosPeer[] = [];
   let redisSide: RedisSide | undefined;
+  // If the driver itself dies, its relay processes must not outlive it.
+  const killPods = (): void => {
+    for (const slot of slots) slot.pod?.process.kill('SIGKILL');
+  };
+  process.once('exit', killPods);
 
   const watchExit = (slot: PodSlot): void => {
     const pod = slot.pod;
@@ -536,6 +541,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     await redisSide?.stop().catch(() => {});
     await stopAllRedis();
     await history.close();
+    process.off('exit', killPods);
   }
   return { historyFile, schedule };
 }
