@@ -132,7 +132,8 @@ fi
 
 # 5. The relay image from the unchanged deploy/Dockerfile.
 RELAY_IMAGE=localhost/nb-cluster-relay:test
-key="$key-$(cd "$root" && git ls-files -s deploy/Dockerfile package.json package-lock.json tsconfig.json tsconfig.build.json scripts src | sha256sum | cut -c1-16)-$(cd "$root" && git diff HEAD -- deploy/Dockerfile package.json package-lock.json scripts src | sha256sum | cut -c1-16)"
+# keyed by the content of what the Dockerfile copies, not by git state
+key="$key-$(cd "$root" && find deploy/Dockerfile package.json package-lock.json tsconfig.json tsconfig.build.json scripts src -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)"
 if ! fresh relay-image "$key" "$RELAY_IMAGE"; then
   start=$SECONDS
   bh build --quiet --isolation chroot --network host --layers=false \
@@ -141,6 +142,7 @@ if ! fresh relay-image "$key" "$RELAY_IMAGE"; then
     tail -30 "$cache/relay-build.log" >&2
     exit 1
   }
+  bh rmi --prune >/dev/null 2>&1 || true # the previous relay image, now untagged
   export_oci "$RELAY_IMAGE" relay
   stamp relay-image "$key"
   log "$RELAY_IMAGE in $((SECONDS - start)) s"

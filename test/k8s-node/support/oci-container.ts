@@ -1,5 +1,14 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -34,7 +43,12 @@ async function unpackedRootfs(image: string): Promise<{ rootfs: string; config: 
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(join(IMAGES_DIR, 'bundles'), { recursive: true });
     await execFileAsync('umoci', ['unpack', '--image', `${layout}:latest`, tmp], { timeout: 120_000 });
-    rmSync(dir, { recursive: true, force: true });
+    // earlier builds of this image are not needed any more
+    for (const old of readdirSync(join(IMAGES_DIR, 'bundles')).filter(
+      (n) => n.startsWith(`${image}-`) && !n.includes('.tmp-'),
+    )) {
+      rmSync(join(IMAGES_DIR, 'bundles', old), { recursive: true, force: true });
+    }
     renameSync(tmp, dir);
   }
   return { rootfs: join(dir, 'rootfs'), config: JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) };
