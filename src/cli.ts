@@ -37,7 +37,7 @@ async function runRelay(args: string[]): Promise<void> {
   const logger =
     config.logFile === 'console'
       ? createLogger(config.logLevel)
-      : pino({ level: config.logLevel }, pino.destination({ dest: config.logFile, mkdir: true }));
+      : createLogger(config.logLevel, pino.destination({ dest: config.logFile, mkdir: true }));
   const running = await startRelay(config, logger, kubernetes ? { kubernetes } : {});
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
