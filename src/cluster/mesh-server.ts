@@ -6,7 +6,6 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { HostPort } from '../config/cluster-options.js';
 import type { ClusterMetrics } from './cluster-metrics.js';
 import { MESH_HEADER, MESH_PATH, ReplayGuard, acceptProof, verifyDial } from './mesh-auth.js';
-import { MeshRefusalLog } from './mesh-refusal-log.js';
 
 /** Time a connection gets to send its whole upgrade request. */
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5_000;
@@ -26,7 +25,7 @@ export class MeshServer {
   readonly #secret: string;
   readonly #instanceId: string;
   readonly #metrics: ClusterMetrics;
-  readonly #refusals: MeshRefusalLog;
+  readonly #logger: Logger;
   readonly #replay = new ReplayGuard();
   readonly #proofs = new WeakMap<IncomingMessage, string>();
   readonly #sockets = new Set<Socket>();
@@ -50,7 +49,8 @@ export class MeshServer {
     this.#secret = options.secret;
     this.#instanceId = options.instanceId;
     this.#metrics = options.metrics;
-    this.#refusals = new MeshRefusalLog(options.logger);
+    // The logger rate-limits repeated warnings (observability/logger), so a dial loop cannot flood it.
+    this.#logger = options.logger;
     this.#wss = new WebSocketServer({
       noServer: true,
       maxPayload: options.maxPayload,
@@ -70,7 +70,10 @@ export class MeshServer {
     this.#server.on('connection', (socket: Socket) => {
       if (this.#sockets.size >= maxConnections || this.#pending >= maxPending) {
         this.#metrics.authFailures.inc({ reason: 'connection_limit' });
-        this.#refusals.refused('connection_limit', { remote_address: socket.remoteAddress });
+        this.#logger.warn(
+          { reason: 'connection_limit', remote_address: socket.remoteAddress },
+          'refused mesh connection',
+        );
         socket.destroy();
         return;
       }
@@ -128,10 +131,14 @@ export class MeshServer {
 
   #refuse(request: IncomingMessage, socket: Duplex, reason: string, status: 401 | 404): void {
     this.#metrics.authFailures.inc({ reason });
-    this.#refusals.refused(reason, {
-      remote_address: request.socket.remoteAddress,
-      claimed_instance: request.headers[MESH_HEADER.from],
-    });
+    this.#logger.warn(
+      {
+        reason,
+        remote_address: request.socket.remoteAddress,
+        claimed_instance: request.headers[MESH_HEADER.from],
+      },
+      'refused mesh connection',
+    );
     const text = status === 401 ? 'Unauthorized' : 'Not Found';
     socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     setTimeout(() => socket.destroy(), 1_000).unref();

@@ -1,5 +1,4 @@
 import { createConnection } from 'node:net';
-import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -17,6 +16,7 @@ import type { MeshLimits } from '../../src/cluster/mesh-link.js';
 import { MeshNetwork } from '../../src/cluster/mesh-network.js';
 import { MeshServer } from '../../src/cluster/mesh-server.js';
 import type { MemberInfo } from '../../src/cluster/membership.js';
+import { createLogger } from '../../src/observability/logger.js';
 import { peerKeyToBytes, type PeerKey } from '../../src/protocol/peer-id.js';
 import { eventually, metricValue, peer, silentLogger } from './cluster-test-kit.js';
 
@@ -267,8 +267,13 @@ describe('mesh', () => {
 
   it('refuses connections beyond its cap of unauthenticated ones, and still accepts links after', async () => {
     const metrics = new Registry();
-    const lines: { reason?: string; suppressed_since_last?: number }[] = [];
-    const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const lines: { reason?: string; msg?: string }[] = [];
+    // The relay's own logger, limited to one line per kind, so a refused burst shows as one warning.
+    const logger = createLogger(
+      'warn',
+      { write: (line: string) => lines.push(JSON.parse(line)) },
+      { linesPerWindow: 1, windowMs: 60_000 },
+    );
     const server = new MeshServer({
       listen: { host: '127.0.0.1', port: 0 },
       secret: SECRET,

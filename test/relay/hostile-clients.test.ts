@@ -34,7 +34,12 @@ async function tcp(port: number): Promise<Socket> {
 
 function closedWithin(socket: Socket | RawWebSocket, ms: number): Promise<number | 'open'> {
   const started = Date.now();
-  const gone = socket instanceof RawWebSocket ? socket.gone : once(socket, 'close');
+  // Not events.once: it rejects on 'error', and a reset (the server destroying a socket with
+  // unread bytes) is as much a close as a FIN; 'close' follows 'error' either way.
+  const gone =
+    socket instanceof RawWebSocket
+      ? socket.gone
+      : new Promise<void>((resolve) => socket.once('close', () => resolve()));
   return Promise.race([
     gone.then(() => Date.now() - started),
     new Promise<'open'>((r) => setTimeout(() => r('open'), ms)),
