@@ -12,7 +12,7 @@ import {
   redisCli,
   stopAllRedis,
 } from '../support/redis-server.js';
-import { FaultProxy } from './fault-proxy.js';
+import { TcpForwarder } from '../support/tcp-forwarder.js';
 import { HistoryWriter } from './history.js';
 import { Rng } from './rng.js';
 
@@ -74,7 +74,7 @@ interface PodSlot {
   name: string;
   env: Record<string, string>;
   meshPort: number;
-  meshProxy: FaultProxy;
+  meshProxy: TcpForwarder;
   pod?: Pod;
   state: 'up' | 'down' | 'paused';
   expectExit: boolean;
@@ -118,7 +118,7 @@ async function singleRedis(dir: string): Promise<RedisSide> {
   mkdirSync(dataDir, { recursive: true });
   // AOF on disk so a restart "with data" has something to load.
   const redis = await RedisServer.start(['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dataDir]);
-  const proxies = await Promise.all([0, 1, 2].map(() => FaultProxy.start(redis.port)));
+  const proxies = await Promise.all([0, 1, 2].map(() => TcpForwarder.start(redis.port)));
   return {
     envFor: (pod) => ({ NB_REDIS_URL: `redis://127.0.0.1:${proxies[pod]?.port}` }),
     async fault(kind, target, ms) {
@@ -406,7 +406,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         name: `chaos-${index + 1}`,
         env: { ...redisSide.envFor(index), NB_DRAIN_WINDOW: '1s' },
         meshPort,
-        meshProxy: await FaultProxy.start(meshPort),
+        meshProxy: await TcpForwarder.start(meshPort),
         state: 'down',
         expectExit: false,
         lock: Promise.resolve(),
