@@ -175,6 +175,13 @@ export class RedisRegistry implements PeerRegistry {
           epoch,
           this.#tokenFloorTtl,
         );
+        if (state.routes.newestToken(peer) > token) {
+          // A newer session of this peer registered elsewhere and its event reached us before
+          // this reply: ours lost the race. It is not ours to keep, restore or announce.
+          state.dropFromIndex(peer);
+          state.observe('register', 'superseded', started);
+          return { peer, token };
+        }
         const local = state.sessions.add(peer, token);
         // Apply our own result at once (the pub/sub copy arrives later and is a duplicate).
         if (previous) state.applyOffline(peer, previous.token, epoch);

@@ -88,6 +88,14 @@ export class Relay implements SessionHost {
             void this.#registrations.run(peer, () => this.#options.registry.unregister(registration));
             return;
           }
+          const current = this.#options.registry.locate(peer);
+          if (current && current.token > registration.token) {
+            // A newer session of this peer registered on another instance before our reply
+            // came back (its online event was applied first): ours must never become routable.
+            this.#sessions.delete(peer);
+            session.close('superseded');
+            return;
+          }
           session.activate(registration, this.#authResponse);
           this.#options.logger.info(
             { peer_id: session.printableId, remote: session.remoteAddress },

@@ -3,7 +3,7 @@ import { Registry } from 'prom-client';
 import type { RedisOptions } from '../../src/config/cluster-options.js';
 import { peerIdFromIdentifier, peerKeyFromBytes, type PeerKey } from '../../src/protocol/peer-id.js';
 import type { PeerEvent, PeerRegistry } from '../../src/registry/peer-registry.js';
-import { createRedisConnections } from '../../src/registry/redis/connections.js';
+import { createRedisConnections, type RedisConnections } from '../../src/registry/redis/connections.js';
 import { RedisKeys } from '../../src/registry/redis/keys.js';
 import { RedisRegistryMetrics } from '../../src/registry/redis-registry-metrics.js';
 import { RedisRegistry } from '../../src/registry/redis-registry.js';
@@ -23,10 +23,11 @@ export function redisOptions(url: string, keyPrefix = 'nbtest'): RedisOptions {
 export async function startRegistry(
   options: RedisOptions,
   instanceId: string,
+  connections: RedisConnections = createRedisConnections(options, `test-${instanceId}`),
 ): Promise<{ registry: RedisRegistry; metrics: Registry; events: EventLog }> {
   const metrics = new Registry();
   const registry = new RedisRegistry({
-    connections: createRedisConnections(options, `test-${instanceId}`),
+    connections,
     keys: new RedisKeys(options.keyPrefix),
     instanceId,
     logger: silentLogger,

@@ -3,15 +3,20 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { printedPeer, RedisKeys } from '../../src/registry/redis/keys.js';
 import type { RedisRegistry } from '../../src/registry/redis-registry.js';
 import { eventually, metricValue, peer, redisOptions, startRegistry } from '../cluster/cluster-test-kit.js';
+import { createRedisConnections } from '../../src/registry/redis/connections.js';
 import { RedisServer, stopAllRedis } from '../support/redis-server.js';
+import { TcpForwarder } from '../support/tcp-forwarder.js';
 
 let server: RedisServer;
 let inspect: Redis;
 const keys = new RedisKeys('nbtest');
 const open: RedisRegistry[] = [];
 
-async function registry(instance: string): Promise<Awaited<ReturnType<typeof startRegistry>>> {
-  const started = await startRegistry(redisOptions(server.url), instance);
+async function registry(
+  instance: string,
+  connections?: Parameters<typeof startRegistry>[2],
+): Promise<Awaited<ReturnType<typeof startRegistry>>> {
+  const started = await startRegistry(redisOptions(server.url), instance, connections);
   open.push(started.registry);
   return started;
 }
@@ -188,5 +193,42 @@ describe('RedisRegistry on one Redis', () => {
     // Whatever part of it ran once Redis woke up, no registration of ours remains.
     await eventually(async () => (await inspect.exists(keys.route(printedPeer(p)))) === 0, 5_000);
     expect(a.registry.locate(p)).toBeUndefined();
+  });
+});
+
+describe('RedisRegistry when a newer session’s event overtakes our own reply', () => {
+  it('does not keep a registration that a newer one on another instance had already replaced', async () => {
+    // A's commands go through a slow path (a TCP forwarder adding latency), its event
+    // subscription does not: B's registration, made after A's script ran, is announced to A
+    // before A's own reply arrives — the race the chaos runs found across two pods.
+    const forwarder = await TcpForwarder.start(server.port);
+    try {
+      const slow = createRedisConnections(redisOptions(`redis://127.0.0.1:${forwarder.port}`), 'test-A');
+      const direct = createRedisConnections(redisOptions(server.url), 'test-A-events');
+      const a = await registry('A', { ...slow, subscriber: direct.subscriber });
+      const b = await registry('B');
+      const p = peer('overtaken');
+      const route = keys.route(printedPeer(p));
+      forwarder.latencyMs = 400;
+      const pendingA = a.registry.register(p);
+      pendingA.catch(() => {}); // awaited below; a failure before then must not go unhandled
+      await expect
+        .poll(() => inspect.get(route).then(String), { interval: 5, timeout: 5_000 })
+        .toMatch(/\|A\|/);
+      const second = await b.registry.register(p);
+      await a.events.waitFor(() => a.events.of(p).includes('online:B'));
+      const first = await pendingA;
+
+      expect(first.token).toBeLessThan(second.token);
+      // Not ours: nothing to restore or to announce later, and the route stays B's.
+      expect(a.registry.localSessionCount).toBe(0);
+      expect(a.registry.locate(p)).toMatchObject({ instance: 'B', token: second.token });
+      expect(await inspect.get(route)).toBe(`${second.token}|B|${second.token}`);
+      await expect
+        .poll(() => inspect.sismember(keys.instanceSessions('A'), printedPeer(p)), { timeout: 5_000 })
+        .toBe(0);
+    } finally {
+      await forwarder.close();
+    }
   });
 });
