@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 import { pino } from 'pino';
 import { generateToken } from './auth/hmac-token.js';
-import { ConfigError, parseDurationMs } from './config/parse-values.js';
-import { helpText, loadConfig } from './config/relay-config.js';
-import { kubernetesSettingsFromEnv } from './k8s/k8s-settings.js';
+import { helpText, TOKEN_USAGE } from './config/help.js';
+import { ConfigError } from './config/parse-values.js';
+import { readRelaySettings, relayConfig } from './config/relay-config.js';
+import { parseTokenArgs } from './config/settings-tools.js';
+import { k8sSettings } from './k8s/k8s-settings.js';
 import { createLogger } from './observability/logger.js';
 import { startRelay } from './main.js';
 import { runProbeCommand } from './probe/probe-command.js';
@@ -17,28 +19,23 @@ function fail(message: string): never {
 
 /** `nb-cluster-relay token --secret S --ttl 24h`: prints a token peers can authenticate with. */
 function tokenCommand(args: string[]): void {
-  let secret = process.env.NB_AUTH_SECRET;
-  let ttl = '24h';
-  for (let i = 0; i < args.length; i++) {
-    const [flag, inline] = (args[i] as string).split(/=(.*)/s, 2) as [string, string | undefined];
-    const value = inline ?? args[++i];
-    if (flag === '--secret' || flag === '--auth-secret') secret = value;
-    else if (flag === '--ttl') ttl = value ?? '';
-    else fail(`token: unknown flag ${flag} (usage: token --secret S [--ttl 24h])`);
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(TOKEN_USAGE + '\n');
+    return;
   }
-  if (!secret) fail('token: --secret (or NB_AUTH_SECRET) is required');
-  const ttlSeconds = Math.ceil(parseDurationMs('--ttl', ttl) / 1000);
+  const { secret, ttlSeconds } = parseTokenArgs(args, process.env);
   process.stdout.write(generateToken(secret, ttlSeconds).toString('base64') + '\n');
 }
 
 async function runRelay(args: string[]): Promise<void> {
-  const config = loadConfig(args, process.env);
-  const kubernetes = kubernetesSettingsFromEnv(process.env);
+  const settings = readRelaySettings(args, process.env);
+  const config = relayConfig(settings);
+  const k8s = k8sSettings(settings, { podName: config.podName, env: process.env });
   const logger =
     config.logFile === 'console'
       ? createLogger(config.logLevel)
       : createLogger(config.logLevel, pino.destination({ dest: config.logFile, mkdir: true }));
-  const running = await startRelay(config, logger, kubernetes ? { kubernetes } : {});
+  const running = await startRelay(config, logger, k8s ? { k8s } : {});
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (++signals > 1) {

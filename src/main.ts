@@ -3,7 +3,7 @@ import type { Server } from 'node:http';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { HmacTokenValidator } from './auth/hmac-token.js';
 import type { ClusterNode } from './cluster/cluster-node.js';
-import type { HostPort } from './config/cluster-options.js';
+import { formatHost, type HostPort } from './net/host-port.js';
 import type { RelayConfig } from './config/relay-config.js';
 import type { KubernetesSettings } from './k8s/k8s-settings.js';
 import type { Logger } from './observability/logger.js';
@@ -38,7 +38,7 @@ export interface RunningRelay {
 
 export interface StartRelayOptions {
   /** The Kubernetes integration's settings; used in cluster mode only. */
-  kubernetes?: KubernetesSettings;
+  k8s?: KubernetesSettings;
 }
 
 /** The registry backend and what else the mode brings (mesh, readiness of the cluster). */
@@ -171,24 +171,24 @@ export async function startRelay(
           tlsPair,
         )
       : undefined;
-  let kubernetes: KubernetesIntegration | undefined;
-  if (options.kubernetes && backend.node) {
-    const { startClusterOnKubernetes } = await import('./kubernetes-wiring.js');
-    kubernetes = await startClusterOnKubernetes({
-      settings: options.kubernetes,
+  let k8s: KubernetesIntegration | undefined;
+  if (options.k8s && backend.node) {
+    const { startClusterOnK8s } = await import('./k8s-wiring.js');
+    k8s = await startClusterOnK8s({
+      settings: options.k8s,
       node: backend.node,
       relay,
       logger,
       metrics,
     });
-  } else if (options.kubernetes) {
+  } else if (options.k8s) {
     logger.info('running in Kubernetes without Redis: standalone, so no sibling discovery or rebalancing');
   }
   // A broken API watch is reported, not made a reason to refuse peers: the data path does not need
   // the API, and every pod would go unready at once during an API server outage.
   const healthServer = createHealthServer(
     readiness,
-    () => kubernetes?.readiness(),
+    () => k8s?.readiness(),
     (reason) => relayMetrics.httpRefusals.labels('health', reason).inc(),
   );
   const healthAddress = await startEndpoint(healthServer, config.healthListen);
@@ -202,15 +202,17 @@ export async function startRelay(
 
   let stun: StunServer | undefined;
   if (config.stun) {
+    // NB_STUN_LOG_LEVEL, as NetBird: the STUN server may log more (or less) than the relay.
+    const stunLog = logger.child({ component: 'stun' }, { level: config.stun.logLevel });
     stun = new StunServer({
       host: config.listen.host.includes(':') || config.listen.host === '' ? '::' : config.listen.host,
       ports: [...config.stun.ports],
       onRequest: () => relayMetrics.stunRequests.inc(),
       onMalformed: (reason) => relayMetrics.stunMalformed.labels(reason).inc(),
-      onError: (err) => logger.warn({ err: err.message }, 'STUN socket error'),
+      onError: (err) => stunLog.warn({ err }, 'STUN socket error'),
     });
     await stun.start();
-    logger.info({ ports: config.stun.ports }, 'STUN server listening');
+    stunLog.info({ ports: config.stun.ports }, 'STUN server listening');
   }
 
   logger.info(
@@ -218,7 +220,7 @@ export async function startRelay(
       listen: `${relayAddress.host}:${relayAddress.port}`,
       exposed_address: config.exposedAddress,
       mode: config.cluster ? 'cluster' : 'standalone',
-      kubernetes: kubernetes !== undefined,
+      k8s: k8s !== undefined,
       instance: backend.registry.instanceId,
       tls: Boolean(config.tls),
       url: `${config.tls ? 'rels' : 'rel'}://${formatHost(relayAddress.host)}:${relayAddress.port}`,
@@ -236,7 +238,7 @@ export async function startRelay(
       listener.stopAccepting();
       tlsReloader?.stop();
       // Hand the Lease over and stop rebalancing before this pod's peers go.
-      await kubernetes?.close();
+      await k8s?.close();
       logger.info({ peers: relay.peerCount, window_ms: config.drainWindowMs }, 'draining');
       await relay.drain(config.drainWindowMs);
       relay.close();
@@ -251,10 +253,6 @@ export async function startRelay(
   };
 
   return { relay, relayAddress, healthAddress, metricsAddress, metrics, reloadLimits, stop };
-}
-
-function formatHost(host: string): string {
-  return host.includes(':') ? `[${host}]` : host;
 }
 
 function closeServer(server: Server): Promise<void> {

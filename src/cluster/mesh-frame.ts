@@ -1,3 +1,4 @@
+import { MAX_SHED_WINDOW_MS } from '../config/cluster-options.js';
 import {
   MAX_MESSAGE_SIZE,
   MessageType,
@@ -22,8 +23,7 @@ export const RECORD_HEADER_SIZE = 3;
 export const NOT_HERE_RECORD_SIZE = RECORD_HEADER_SIZE + PEER_ID_SIZE;
 const SHED_BODY_SIZE = 8;
 export const SHED_RECORD_SIZE = RECORD_HEADER_SIZE + SHED_BODY_SIZE;
-/** A shed window longer than this is refused as malformed: no sane plan spreads closes over hours. */
-export const MAX_SHED_WINDOW_MS = 60 * 60_000;
+// A shed window longer than MAX_SHED_WINDOW_MS is refused as malformed: no sane plan spreads closes over hours.
 const MIN_TRANSPORT_BODY = PEER_ID_SIZE + TRANSPORT_HEADER_SIZE;
 const MAX_TRANSPORT_BODY = PEER_ID_SIZE + MAX_MESSAGE_SIZE;
 

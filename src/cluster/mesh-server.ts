@@ -3,7 +3,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { HostPort } from '../config/cluster-options.js';
+import type { HostPort } from '../net/host-port.js';
 import type { ClusterMetrics } from './cluster-metrics.js';
 import { MESH_HEADER, MESH_PATH, ReplayGuard, acceptProof, verifyDial } from './mesh-auth.js';
 

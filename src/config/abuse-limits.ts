@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { ConfigError } from './parse-values.js';
+import { ConfigError, parseCount } from './parse-values.js';
 import { SETTINGS, type SettingName } from './settings.js';
 
 /** The limits SIGHUP can change: per-IP rates and caps, the per-session subscription cap. */
@@ -20,14 +20,6 @@ const LIVE: readonly (keyof LiveLimits & SettingName)[] = [
   'maxConnectionsPerIp',
   'maxSubscriptionsPerPeer',
 ];
-
-function nonNegativeInteger(setting: string, value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) {
-    throw new ConfigError(`${setting}: expected a non-negative integer, got "${value}"`);
-  }
-  return n;
-}
 
 /** `NB_X=value` lines; blank lines and # comments ignored. */
 function readLimitsFile(path: string): Map<string, string> {
@@ -62,7 +54,7 @@ export function loadLiveLimits(
   const file = limitsFile === undefined ? new Map<string, string>() : readLimitsFile(limitsFile);
   const read = (name: keyof LiveLimits & SettingName): number => {
     const env = SETTINGS[name].env;
-    return nonNegativeInteger(env, file.get(env) ?? value(name) ?? '');
+    return parseCount(env, file.get(env) ?? value(name) ?? '');
   };
   const limits = Object.fromEntries(LIVE.map((name) => [name, read(name)])) as unknown as LiveLimits;
   if (limits.maxSubscriptionsPerPeer === 0)

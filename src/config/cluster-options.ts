@@ -1,8 +1,12 @@
+import type { HostPort } from '../net/host-port.js';
+
+/**
+ * The longest window a shed request may spread its closes over: the mesh refuses
+ * longer ones, and NB_REBALANCE_WINDOW may not ask for more.
+ */
+export const MAX_SHED_WINDOW_MS = 60 * 60_000;
+
 /** Settings of cluster mode; present only when a Redis deployment is configured. */
-export interface HostPort {
-  readonly host: string;
-  readonly port: number;
-}
 
 export interface RedisOptions {
   /** redis:// or rediss:// URL of a single primary. */

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import type { HostPort } from './cluster-options.js';
+import type { HostPort } from '../net/host-port.js';
 
 /** A configuration value that cannot be used; the message names the setting. */
 export class ConfigError extends Error {
@@ -50,6 +50,38 @@ export function parseDurationMs(setting: string, value: string): number {
     throw new ConfigError(`${setting}: expected a duration such as 500ms, 25s, 5m or 24h, got "${value}"`);
   }
   return parts.reduce((sum, p) => sum + Number(p[1]) * (DURATION_UNITS[p[2] as string] as number), 0);
+}
+
+/** A non-negative integer: a count or a rate where 0 means "no limit". */
+export function parseCount(setting: string, value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) {
+    throw new ConfigError(`${setting}: expected a non-negative integer, got "${value}"`);
+  }
+  return n;
+}
+
+/** A number above 0 and at most `max`. */
+export function parseFraction(setting: string, value: string, max: number): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0 || n > max) {
+    throw new ConfigError(`${setting}: expected a number above 0 and at most ${max}, got "${value}"`);
+  }
+  return n;
+}
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** pino's levels, and logrus's "warning" and "panic" as NetBird users write them. */
+export function parseLogLevel(setting: string, value: string): LogLevel {
+  const level = value.trim().toLowerCase();
+  if (level === 'warning') return 'warn';
+  if (level === 'panic') return 'fatal';
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new ConfigError(`${setting}: expected one of ${LOG_LEVELS.join(', ')}, got "${value}"`);
+  }
+  return level as LogLevel;
 }
 
 export function parsePositiveInteger(setting: string, value: string): number {

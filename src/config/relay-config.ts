@@ -1,20 +1,12 @@
 import { hostname } from 'node:os';
-import { LOG_LEVELS, type LogLevel } from '../observability/logger.js';
-import type { ClusterOptions, HostPort, RedisOptions } from './cluster-options.js';
-import {
-  ConfigError,
-  parseBoolean,
-  parseCidrList,
-  parseDurationMs,
-  parseHostPort,
-  parseHostPortList,
-  parsePort,
-  parsePortList,
-  parsePositiveInteger,
-} from './parse-values.js';
-import { instanceUrl } from './exposed-address.js';
-import { SETTINGS, type SettingName, type SettingSpec } from './settings.js';
+import { formatHostPort, type HostPort } from '../net/host-port.js';
 import { loadLiveLimits, type LiveLimits } from './abuse-limits.js';
+import type { ClusterOptions, RedisOptions } from './cluster-options.js';
+import { readRawSettings, SettingValues } from './command-line.js';
+import { instanceUrl } from './exposed-address.js';
+import { ConfigError, parseBoolean, parseHostPort, type LogLevel } from './parse-values.js';
+import { SETTINGS, type SettingName, type SettingSpec } from './settings.js';
+import { K8S_SETTINGS } from './settings-k8s.js';
 
 export interface RelayConfig {
   readonly listen: HostPort;
@@ -31,6 +23,8 @@ export interface RelayConfig {
   readonly logFile: string;
   readonly trustedProxies: readonly string[];
   readonly stun?: { readonly ports: readonly number[]; readonly logLevel: LogLevel };
+  /** This pod's name (NB_POD_NAME, else the hostname). */
+  readonly podName: string;
   readonly cluster?: ClusterOptions;
   readonly handshakeTimeoutMs: number;
   readonly healthCheckIntervalMs: number;
@@ -44,69 +38,30 @@ export interface RelayConfig {
   readonly reloadLimits: () => LiveLimits;
 }
 
-type RawSettings = Partial<Record<SettingName, string>>;
+/** Every setting the relay command reads: its own and the Kubernetes integration's. */
+export const RELAY_COMMAND_SETTINGS = { ...SETTINGS, ...K8S_SETTINGS } as const;
+export type RelaySettingValues = SettingValues<typeof RELAY_COMMAND_SETTINGS>;
 
-const byFlag = new Map<string, SettingName>(
-  Object.entries(SETTINGS).map(([name, spec]) => [spec.flag, name as SettingName]),
-);
-
-// NetBird's one-letter flags (pflag shorthands), same letters.
-const SHORT_FLAGS: Readonly<Record<string, SettingName>> = {
-  l: 'listenAddress',
-  e: 'exposedAddress',
-  d: 'letsencryptDataDir',
-  a: 'letsencryptDomains',
-  c: 'tlsCertFile',
-  k: 'tlsKeyFile',
-  s: 'authSecret',
-  H: 'healthListenAddress',
-};
-// List flags NetBird lets users repeat: each occurrence adds to the list.
-const REPEATABLE = new Set<SettingName>(['stunPorts', 'letsencryptDomains']);
-
-/** Flags win over NB_* variables, which win over defaults. Unknown flags are errors. */
-export function readRawSettings(argv: readonly string[], env: NodeJS.ProcessEnv): RawSettings {
-  const raw: RawSettings = {};
-  for (const [name, spec] of Object.entries(SETTINGS) as [SettingName, (typeof SETTINGS)[SettingName]][]) {
-    const fromEnv = env[spec.env];
-    if (fromEnv !== undefined && fromEnv !== '') raw[name] = fromEnv;
-  }
-  const seen = new Set<SettingName>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    const long = /^--([a-z0-9-]+)(?:=(.*))?$/s.exec(arg);
-    const short = long ? null : /^-([A-Za-z])(?:=?(.+))?$/s.exec(arg);
-    const match = long ?? short;
-    const name = long ? byFlag.get(long[1] as string) : short ? SHORT_FLAGS[short[1] as string] : undefined;
-    if (!match || !name) throw new ConfigError(`${arg}: unknown flag (see --help)`);
-    const spec: SettingSpec = SETTINGS[name];
-    let given: string;
-    if (match[2] !== undefined) given = match[2];
-    else if (spec.boolean) given = 'true';
-    else {
-      const value = argv[++i];
-      if (value === undefined) throw new ConfigError(`${arg}: missing value`);
-      given = value;
-    }
-    raw[name] = REPEATABLE.has(name) && seen.has(name) ? `${raw[name] ?? ''},${given}` : given;
-    seen.add(name);
-  }
-  return raw;
+/** Flags over NB_* variables over defaults; throws ConfigError on an unknown flag. */
+export function readRelaySettings(argv: readonly string[], env: NodeJS.ProcessEnv): RelaySettingValues {
+  return new SettingValues(RELAY_COMMAND_SETTINGS, readRawSettings(RELAY_COMMAND_SETTINGS, argv, env));
 }
 
 export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): RelayConfig {
-  const raw = readRawSettings(argv, env);
-  const value = (name: SettingName): string | undefined => {
-    const spec: SettingSpec = SETTINGS[name];
-    return raw[name] ?? spec.default;
-  };
-  const label = (name: SettingName): string => SETTINGS[name].env;
-  const required = (name: SettingName): string => {
-    const v = value(name);
-    if (v === undefined || v.trim() === '')
-      throw new ConfigError(`${label(name)}: required (or --${SETTINGS[name].flag})`);
-    return v;
-  };
+  return relayConfig(readRelaySettings(argv, env));
+}
+
+/** This pod's name, for the registry and the Kubernetes integration alike: NB_POD_NAME, else the hostname. */
+export function podNameOf(settings: RelaySettingValues): string {
+  return settings.value('podName')?.trim() || hostname();
+}
+
+/** The relay's configuration from its settings; throws ConfigError naming the setting. */
+export function relayConfig(settings: RelaySettingValues): RelayConfig {
+  const { raw } = settings;
+  const value = (name: SettingName): string | undefined => settings.value(name);
+  const label = (name: SettingName): string => settings.label(name);
+  const required = (name: SettingName): string => settings.required(name);
 
   for (const name of [
     'letsencryptDomains',
@@ -115,12 +70,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Rel
     'letsencryptAwsRoute53',
   ] as const) {
     const given = raw[name];
-    if (given !== undefined && !(SETTINGS[name] as SettingSpec).boolean) {
-      throw new ConfigError(
-        `${label(name)}: Let's Encrypt is not supported; give NB_TLS_CERT_FILE and NB_TLS_KEY_FILE or terminate TLS in front`,
-      );
-    }
-    if (given !== undefined && parseBoolean(label(name), given)) {
+    const flagOnly = (SETTINGS[name] as SettingSpec).type === 'boolean';
+    if (given !== undefined && (!flagOnly || parseBoolean(label(name), given))) {
       throw new ConfigError(
         `${label(name)}: Let's Encrypt is not supported; give NB_TLS_CERT_FILE and NB_TLS_KEY_FILE or terminate TLS in front`,
       );
@@ -141,15 +92,12 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Rel
     certFile !== undefined,
   );
 
-  const logLevel = parseLogLevel(label('logLevel'), required('logLevel'));
-  const enableStun = parseBoolean(label('enableStun'), required('enableStun'));
+  const logLevel = settings.logLevel('logLevel');
+  const enableStun = settings.boolean('enableStun');
 
-  const handshakeTimeoutMs = parseDurationMs(label('handshakeTimeout'), required('handshakeTimeout'));
-  const healthCheckIntervalMs = parseDurationMs(
-    label('healthCheckInterval'),
-    required('healthCheckInterval'),
-  );
-  const healthCheckTimeoutMs = parseDurationMs(label('healthCheckTimeout'), required('healthCheckTimeout'));
+  const handshakeTimeoutMs = settings.durationMs('handshakeTimeout');
+  const healthCheckIntervalMs = settings.durationMs('healthCheckInterval');
+  const healthCheckTimeoutMs = settings.durationMs('healthCheckTimeout');
   if (healthCheckTimeoutMs <= healthCheckIntervalMs) {
     throw new ConfigError(`${label('healthCheckTimeout')}: must be longer than NB_HEALTH_CHECK_INTERVAL`);
   }
@@ -160,48 +108,44 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Rel
     if (ms <= 0) throw new ConfigError(`${label(name)}: must be greater than zero`);
   }
 
+  const podName = podNameOf(settings);
   return {
-    listen: parseHostPort(label('listenAddress'), required('listenAddress')),
+    listen: settings.hostPort('listenAddress'),
     exposedAddress,
     authSecret,
-    metricsPort: parsePort(label('metricsPort'), required('metricsPort')),
+    metricsPort: settings.port('metricsPort'),
     metricsHost: value('metricsAddress') ?? '',
-    tlsReloadIntervalMs: parseDurationMs(label('tlsReloadInterval'), required('tlsReloadInterval')),
-    healthListen: parseHostPort(label('healthListenAddress'), required('healthListenAddress')),
+    tlsReloadIntervalMs: settings.durationMs('tlsReloadInterval'),
+    healthListen: settings.hostPort('healthListenAddress'),
     ...(certFile !== undefined && keyFile !== undefined ? { tls: { certFile, keyFile } } : {}),
     logLevel,
     logFile: required('logFile'),
-    trustedProxies: parseCidrList(label('trustedProxies'), value('trustedProxies') ?? ''),
+    trustedProxies: settings.cidrList('trustedProxies'),
     ...(enableStun
-      ? {
-          stun: {
-            ports: parsePortList(label('stunPorts'), required('stunPorts')),
-            logLevel: parseLogLevel(label('stunLogLevel'), required('stunLogLevel')),
-          },
-        }
+      ? { stun: { ports: settings.portList('stunPorts'), logLevel: settings.logLevel('stunLogLevel') } }
       : {}),
-    ...clusterOptions(raw, value, label, required),
+    podName,
+    ...clusterOptions(settings, podName),
     handshakeTimeoutMs,
     healthCheckIntervalMs,
     healthCheckTimeoutMs,
-    drainWindowMs: parseDurationMs(label('drainWindow'), required('drainWindow')),
-    maxConnections: parsePositiveInteger(label('maxConnections'), required('maxConnections')),
-    sendQueueBytes: parsePositiveInteger(label('sendQueueBytes'), required('sendQueueBytes')),
+    drainWindowMs: settings.durationMs('drainWindow'),
+    maxConnections: settings.positiveInteger('maxConnections'),
+    sendQueueBytes: settings.positiveInteger('sendQueueBytes'),
     limits: loadLiveLimits(value, value('limitsFile')),
     reloadLimits: () => loadLiveLimits(value, value('limitsFile')),
   };
 }
 
-function clusterOptions(
-  raw: RawSettings,
-  value: (name: SettingName) => string | undefined,
-  label: (name: SettingName) => string,
-  required: (name: SettingName) => string,
-): { cluster?: ClusterOptions } {
+function clusterOptions(settings: RelaySettingValues, podName: string): { cluster?: ClusterOptions } {
+  const { raw } = settings;
+  const value = (name: SettingName): string | undefined => settings.value(name);
+  const label = (name: SettingName): string => settings.label(name);
+  const required = (name: SettingName): string => settings.required(name);
   const modes = (['redisUrl', 'redisSentinels', 'redisClusterNodes'] as const).filter(
     (n) => raw[n] !== undefined,
   );
-  const auth = redisAuth(raw, label);
+  const auth = redisAuth(settings);
   if (modes.length === 0) return {};
   if (modes.length > 1) {
     throw new ConfigError(
@@ -212,11 +156,10 @@ function clusterOptions(
   if (url !== undefined && !/^rediss?:\/\/\S+$/.test(url)) {
     throw new ConfigError(`${label('redisUrl')}: expected a redis:// or rediss:// URL`);
   }
-  const meshListen = parseHostPort(label('meshListenAddress'), required('meshListenAddress'));
+  const meshListen = settings.hostPort('meshListenAddress');
   const podIp = value('podIp');
   const advertise =
-    value('meshAdvertiseAddress') ??
-    (podIp ? `${podIp.includes(':') ? `[${podIp}]` : podIp}:${meshListen.port}` : undefined);
+    value('meshAdvertiseAddress') ?? (podIp ? formatHostPort(podIp, meshListen.port) : undefined);
   if (advertise === undefined) {
     throw new ConfigError(`${label('meshAdvertiseAddress')}: required in cluster mode (or set NB_POD_IP)`);
   }
@@ -230,7 +173,7 @@ function clusterOptions(
   if (!/^[A-Za-z0-9_.:-]+$/.test(keyPrefix)) {
     throw new ConfigError(`${label('redisKeyPrefix')}: only letters, digits and _ . : - are allowed`);
   }
-  const tls = parseBoolean(label('redisTls'), required('redisTls'));
+  const tls = settings.boolean('redisTls');
   if (tls && url?.startsWith('redis://')) {
     throw new ConfigError(`${label('redisTls')}: with NB_REDIS_URL, use a rediss:// URL instead`);
   }
@@ -246,12 +189,12 @@ function clusterOptions(
         ...(url !== undefined ? { url } : {}),
         ...(raw.redisSentinels !== undefined
           ? {
-              sentinels: parseHostPortList(label('redisSentinels'), raw.redisSentinels),
+              sentinels: settings.hostPortList('redisSentinels'),
               sentinelName: required('redisSentinelName'),
             }
           : {}),
         ...(raw.redisClusterNodes !== undefined
-          ? { clusterNodes: parseHostPortList(label('redisClusterNodes'), raw.redisClusterNodes) }
+          ? { clusterNodes: settings.hostPortList('redisClusterNodes') }
           : {}),
         keyPrefix,
         ...auth,
@@ -261,16 +204,17 @@ function clusterOptions(
       clusterSecret: required('clusterSecret'),
       meshListen,
       meshAdvertise: advertise,
-      podName: value('podName') ?? hostname(),
+      podName,
     },
   };
 }
 
 /** Credentials of the data nodes and the Sentinels; values are never echoed in errors. */
 function redisAuth(
-  raw: RawSettings,
-  label: (name: SettingName) => string,
+  settings: RelaySettingValues,
 ): Pick<RedisOptions, 'username' | 'password' | 'sentinelPassword'> {
+  const { raw } = settings;
+  const label = (name: SettingName): string => settings.label(name);
   const { redisUsername: username, redisPassword: password, redisSentinelPassword: sentinelPassword } = raw;
   if (username !== undefined && password === undefined) {
     throw new ConfigError(`${label('redisUsername')}: needs NB_REDIS_PASSWORD (the ACL user's password)`);
@@ -283,40 +227,4 @@ function redisAuth(
     ...(password !== undefined ? { password } : {}),
     ...(sentinelPassword !== undefined ? { sentinelPassword } : {}),
   };
-}
-
-function parseLogLevel(setting: string, value: string): LogLevel {
-  const level = value.trim().toLowerCase();
-  if (level === 'warning') return 'warn';
-  if (level === 'panic') return 'fatal';
-  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
-    throw new ConfigError(`${setting}: expected one of ${LOG_LEVELS.join(', ')}, got "${value}"`);
-  }
-  return level as LogLevel;
-}
-
-export function helpText(): string {
-  const lines = [
-    'Usage: nb-cluster-relay [flags]',
-    '       nb-cluster-relay token --secret S [--ttl 24h]',
-    '       nb-cluster-relay probe --url rel://host:port [--url …] --secret S [--metrics-port 9091]',
-    '',
-  ];
-  const groups = {
-    relay: "Relay (same names as NetBird's relay)",
-    cluster: 'Cluster mode',
-    tuning: 'Tuning',
-  };
-  for (const [group, title] of Object.entries(groups)) {
-    lines.push(`${title}:`);
-    for (const spec of Object.values(SETTINGS)) {
-      if (spec.group !== group) continue;
-      const s: SettingSpec = spec;
-      const def = s.default !== undefined && s.default !== '' ? ` (default ${s.default})` : '';
-      lines.push(`  --${spec.flag.padEnd(24)} ${spec.env.padEnd(26)} ${spec.help}${def}`);
-    }
-    lines.push('');
-  }
-  lines.push('  --help                   show this text');
-  return lines.join('\n');
 }

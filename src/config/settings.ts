@@ -1,17 +1,46 @@
-/** Every setting: its --flag, its NB_* variable, default and help. NetBird's names are kept. */
+/** How a setting's text is read; the parser's error names the setting. */
+export type SettingType =
+  | 'string'
+  | 'boolean'
+  | 'duration'
+  | 'port'
+  | 'portList'
+  | 'hostPort'
+  | 'hostPortList'
+  | 'integer'
+  | 'count'
+  | 'fraction'
+  | 'cidrList'
+  | 'logLevel';
+
+export type SettingGroup = 'relay' | 'cluster' | 'k8s' | 'tuning' | 'probe' | 'token';
+
+/**
+ * One setting of one subcommand: its --flag, its NB_* variable, default and help.
+ * Every table of settings (relay, k8s, probe, token) has this shape; one reader
+ * (command-line.ts) parses them all and writes `--help` from them.
+ */
 export interface SettingSpec {
   readonly flag: string;
-  readonly env: string;
+  readonly env?: string;
   readonly help: string;
   readonly default?: string;
-  readonly boolean?: boolean;
+  /** 'string' when absent. A boolean flag may be given without a value. */
+  readonly type?: SettingType;
   /** Printed only as "set" / "not set". */
   readonly secret?: boolean;
-  readonly group: 'relay' | 'cluster' | 'tuning';
+  readonly group: SettingGroup;
+  /** Other spellings of the flag, e.g. NetBird's one-letter shorthand. */
+  readonly aliases?: readonly string[];
+  /** A list flag that may be repeated; each occurrence adds to the list. */
+  readonly repeatable?: boolean;
 }
 
+/** The relay's own settings; NetBird's names are kept. */
 export const SETTINGS = {
   listenAddress: {
+    aliases: ['l'],
+    type: 'hostPort',
     flag: 'listen-address',
     env: 'NB_LISTEN_ADDRESS',
     default: ':443',
@@ -19,12 +48,14 @@ export const SETTINGS = {
     group: 'relay',
   },
   exposedAddress: {
+    aliases: ['e'],
     flag: 'exposed-address',
     env: 'NB_EXPOSED_ADDRESS',
     help: 'address peers use: host:port (rels:// with TLS, rel:// without) or a rel(s):// URL, path allowed (required)',
     group: 'relay',
   },
   authSecret: {
+    aliases: ['s'],
     flag: 'auth-secret',
     env: 'NB_AUTH_SECRET',
     help: 'shared secret for HMAC peer tokens, as given to NetBird management (required)',
@@ -32,6 +63,7 @@ export const SETTINGS = {
     group: 'relay',
   },
   metricsPort: {
+    type: 'port',
     flag: 'metrics-port',
     env: 'NB_METRICS_PORT',
     default: '9090',
@@ -46,6 +78,8 @@ export const SETTINGS = {
     group: 'relay',
   },
   healthListenAddress: {
+    aliases: ['H'],
+    type: 'hostPort',
     flag: 'health-listen-address',
     env: 'NB_HEALTH_LISTEN_ADDRESS',
     default: ':9000',
@@ -53,13 +87,21 @@ export const SETTINGS = {
     group: 'relay',
   },
   tlsCertFile: {
+    aliases: ['c'],
     flag: 'tls-cert-file',
     env: 'NB_TLS_CERT_FILE',
     help: 'PEM certificate; with --tls-key-file the listener speaks wss',
     group: 'relay',
   },
-  tlsKeyFile: { flag: 'tls-key-file', env: 'NB_TLS_KEY_FILE', help: 'PEM private key', group: 'relay' },
+  tlsKeyFile: {
+    flag: 'tls-key-file',
+    env: 'NB_TLS_KEY_FILE',
+    help: 'PEM private key',
+    group: 'relay',
+    aliases: ['k'],
+  },
   tlsReloadInterval: {
+    type: 'duration',
     flag: 'tls-reload-interval',
     env: 'NB_TLS_RELOAD_INTERVAL',
     default: '10s',
@@ -67,12 +109,15 @@ export const SETTINGS = {
     group: 'relay',
   },
   letsencryptDomains: {
+    repeatable: true,
+    aliases: ['a'],
     flag: 'letsencrypt-domains',
     env: 'NB_LETSENCRYPT_DOMAINS',
     help: 'not supported: use TLS files or terminate TLS in front of the relay',
     group: 'relay',
   },
   letsencryptDataDir: {
+    aliases: ['d'],
     flag: 'letsencrypt-data-dir',
     env: 'NB_LETSENCRYPT_DATA_DIR',
     help: 'not supported (see --letsencrypt-domains)',
@@ -88,11 +133,12 @@ export const SETTINGS = {
     flag: 'letsencrypt-aws-route53',
     env: 'NB_LETSENCRYPT_AWS_ROUTE53',
     default: 'false',
-    boolean: true,
+    type: 'boolean',
     help: 'not supported (see --letsencrypt-domains)',
     group: 'relay',
   },
   logLevel: {
+    type: 'logLevel',
     flag: 'log-level',
     env: 'NB_LOG_LEVEL',
     default: 'info',
@@ -107,6 +153,7 @@ export const SETTINGS = {
     group: 'relay',
   },
   trustedProxies: {
+    type: 'cidrList',
     flag: 'trusted-proxies',
     env: 'NB_TRUSTED_PROXIES',
     default: '',
@@ -117,11 +164,13 @@ export const SETTINGS = {
     flag: 'enable-stun',
     env: 'NB_ENABLE_STUN',
     default: 'false',
-    boolean: true,
+    type: 'boolean',
     help: 'answer STUN binding requests on --stun-ports',
     group: 'relay',
   },
   stunPorts: {
+    repeatable: true,
+    type: 'portList',
     flag: 'stun-ports',
     env: 'NB_STUN_PORTS',
     default: '3478',
@@ -129,6 +178,7 @@ export const SETTINGS = {
     group: 'relay',
   },
   stunLogLevel: {
+    type: 'logLevel',
     flag: 'stun-log-level',
     env: 'NB_STUN_LOG_LEVEL',
     default: 'info',
@@ -143,6 +193,7 @@ export const SETTINGS = {
     group: 'cluster',
   },
   redisSentinels: {
+    type: 'hostPortList',
     flag: 'redis-sentinels',
     env: 'NB_REDIS_SENTINELS',
     help: 'comma-separated host:port of Redis Sentinels; enables cluster mode',
@@ -156,6 +207,7 @@ export const SETTINGS = {
     group: 'cluster',
   },
   redisClusterNodes: {
+    type: 'hostPortList',
     flag: 'redis-cluster-nodes',
     env: 'NB_REDIS_CLUSTER_NODES',
     help: 'comma-separated host:port seeds of a Redis Cluster; enables cluster mode',
@@ -185,7 +237,7 @@ export const SETTINGS = {
     flag: 'redis-tls',
     env: 'NB_REDIS_TLS',
     default: 'false',
-    boolean: true,
+    type: 'boolean',
     help: 'TLS to the Redis data nodes and Sentinels (Sentinel and Cluster mode; with a URL use rediss://)',
     group: 'cluster',
   },
@@ -210,6 +262,7 @@ export const SETTINGS = {
     group: 'cluster',
   },
   meshListenAddress: {
+    type: 'hostPort',
     flag: 'mesh-listen-address',
     env: 'NB_MESH_LISTEN_ADDRESS',
     default: ':7946',
@@ -217,6 +270,7 @@ export const SETTINGS = {
     group: 'cluster',
   },
   meshAdvertiseAddress: {
+    type: 'hostPort',
     flag: 'mesh-advertise-address',
     env: 'NB_MESH_ADVERTISE_ADDRESS',
     help: 'host:port other pods dial to reach this one (default: pod IP from NB_POD_IP + mesh port)',
@@ -230,6 +284,7 @@ export const SETTINGS = {
   },
   podIp: { flag: 'pod-ip', env: 'NB_POD_IP', help: "this pod's IP (downward API)", group: 'cluster' },
   handshakeTimeout: {
+    type: 'duration',
     flag: 'handshake-timeout',
     env: 'NB_HANDSHAKE_TIMEOUT',
     default: '10s',
@@ -237,6 +292,7 @@ export const SETTINGS = {
     group: 'tuning',
   },
   healthCheckInterval: {
+    type: 'duration',
     flag: 'health-check-interval',
     env: 'NB_HEALTH_CHECK_INTERVAL',
     default: '25s',
@@ -244,6 +300,7 @@ export const SETTINGS = {
     group: 'tuning',
   },
   healthCheckTimeout: {
+    type: 'duration',
     flag: 'health-check-timeout',
     env: 'NB_HEALTH_CHECK_TIMEOUT',
     default: '45s',
@@ -251,6 +308,7 @@ export const SETTINGS = {
     group: 'tuning',
   },
   drainWindow: {
+    type: 'duration',
     flag: 'drain-window',
     env: 'NB_DRAIN_WINDOW',
     default: '10s',
@@ -258,6 +316,7 @@ export const SETTINGS = {
     group: 'tuning',
   },
   maxConnections: {
+    type: 'integer',
     flag: 'max-connections',
     env: 'NB_MAX_CONNECTIONS',
     default: '100000',
@@ -265,6 +324,7 @@ export const SETTINGS = {
     group: 'tuning',
   },
   sendQueueBytes: {
+    type: 'integer',
     flag: 'send-queue-bytes',
     env: 'NB_SEND_QUEUE_BYTES',
     default: '524288',
@@ -272,6 +332,7 @@ export const SETTINGS = {
     group: 'tuning',
   },
   connectRate: {
+    type: 'count',
     flag: 'connect-rate',
     env: 'NB_CONNECT_RATE',
     default: '200',
@@ -279,6 +340,7 @@ export const SETTINGS = {
     group: 'tuning',
   },
   connectBurst: {
+    type: 'count',
     flag: 'connect-burst',
     env: 'NB_CONNECT_BURST',
     default: '2000',
@@ -286,6 +348,7 @@ export const SETTINGS = {
     group: 'tuning',
   },
   handshakeRate: {
+    type: 'count',
     flag: 'handshake-rate',
     env: 'NB_HANDSHAKE_RATE',
     default: '200',
@@ -293,6 +356,7 @@ export const SETTINGS = {
     group: 'tuning',
   },
   handshakeBurst: {
+    type: 'count',
     flag: 'handshake-burst',
     env: 'NB_HANDSHAKE_BURST',
     default: '2000',
@@ -300,6 +364,7 @@ export const SETTINGS = {
     group: 'tuning',
   },
   maxConnectionsPerIp: {
+    type: 'count',
     flag: 'max-connections-per-ip',
     env: 'NB_MAX_CONNECTIONS_PER_IP',
     default: '2000',
@@ -307,6 +372,7 @@ export const SETTINGS = {
     group: 'tuning',
   },
   maxSubscriptionsPerPeer: {
+    type: 'integer',
     flag: 'max-subscriptions-per-peer',
     env: 'NB_MAX_SUBSCRIPTIONS_PER_PEER',
     default: '8192',

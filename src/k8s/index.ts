@@ -6,7 +6,7 @@ export {
   type KubernetesIntegration,
   type KubernetesOptions,
 } from './kubernetes.js';
-export { kubernetesSettingsFromEnv, KUBERNETES_ENV, type KubernetesSettings } from './k8s-settings.js';
+export { k8sSettings, k8sSettingsFromEnv, type KubernetesSettings } from './k8s-settings.js';
 export {
   detectInCluster,
   inClusterKubeConfig,

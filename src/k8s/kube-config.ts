@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
-import { isIPv6 } from 'node:net';
 import { join } from 'node:path';
 import { KubeConfig, type User } from '@kubernetes/client-node';
+import { formatHostPort } from '../net/host-port.js';
 import { SERVICE_ACCOUNT_DIR, serviceAccountNamespace } from './in-cluster.js';
 
 export { detectInCluster, SERVICE_ACCOUNT_DIR, serviceAccountNamespace } from './in-cluster.js';
@@ -93,7 +93,7 @@ export function inClusterKubeConfig(
   const port = env.KUBERNETES_SERVICE_PORT ?? '443';
   const namespace = serviceAccountNamespace(serviceAccountDir);
   return kubeConfigWithTokenFile({
-    server: `https://${isIPv6(host) ? `[${host}]` : host}:${port}`,
+    server: `https://${formatHostPort(host, port)}`,
     caFile: join(serviceAccountDir, 'ca.crt'),
     tokenFile: join(serviceAccountDir, 'token'),
     ...(namespace ? { namespace } : {}),

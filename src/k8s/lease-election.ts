@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { httpStatusOf } from '../net/status-code.js';
 import type { KubernetesMetrics } from './k8s-metrics.js';
 
 export interface LeaseTiming {
@@ -41,12 +42,6 @@ interface ObservedRecord {
   acquireTime: string;
   renewTime: string;
   leaseTransitions: number;
-}
-
-function statusCode(err: unknown): number | undefined {
-  if (typeof err !== 'object' || err === null) return undefined;
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'number' ? code : undefined;
 }
 
 function timeText(value: unknown): string {
@@ -240,7 +235,7 @@ export class LeaseElection {
     try {
       lease = await this.api.readNamespacedLease({ name, namespace });
     } catch (err) {
-      if (statusCode(err) !== 404) {
+      if (httpStatusOf(err) !== 404) {
         this.options.metrics.leaseErrors.labels('get').inc();
         throw err;
       }
@@ -264,7 +259,7 @@ export class LeaseElection {
         return true;
       } catch (createErr) {
         this.options.metrics.leaseErrors.labels('create').inc();
-        if (statusCode(createErr) === 409) return false; // someone else created it first
+        if (httpStatusOf(createErr) === 409) return false; // someone else created it first
         throw createErr;
       }
     }
@@ -299,7 +294,7 @@ export class LeaseElection {
       return true;
     } catch (err) {
       this.options.metrics.leaseErrors.labels('update').inc();
-      if (statusCode(err) === 409) return false; // lost the race: another contender wrote first
+      if (httpStatusOf(err) === 409) return false; // lost the race: another contender wrote first
       throw err;
     }
   }

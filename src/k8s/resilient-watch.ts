@@ -1,5 +1,6 @@
 import { Watch, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { httpStatusOf } from '../net/status-code.js';
 import type { KubernetesMetrics } from './k8s-metrics.js';
 
 /** The part of a Kubernetes object the reflector needs. */
@@ -65,14 +66,6 @@ class WatchEnded extends Error {
   ) {
     super('watch ended');
   }
-}
-
-function statusCodeOf(err: unknown): number | undefined {
-  if (typeof err !== 'object' || err === null) return undefined;
-  const record = err as { statusCode?: unknown; code?: unknown };
-  if (typeof record.statusCode === 'number') return record.statusCode;
-  if (typeof record.code === 'number') return record.code;
-  return undefined;
 }
 
 function describe(err: unknown): string {
@@ -242,7 +235,7 @@ export class ResilientWatch<T extends KubeObject> {
             this.onWatchEvent(type, object, finish);
           },
           (err: unknown) => {
-            if (err && statusCodeOf(err) === 410) finish(new WatchEnded('expired', undefined));
+            if (err && httpStatusOf(err) === 410) finish(new WatchEnded('expired', undefined));
             else if (err && !isAbort(err)) finish(new WatchEnded('error', err));
             else finish(new WatchEnded(undefined, undefined));
           },
@@ -320,7 +313,7 @@ export class ResilientWatch<T extends KubeObject> {
         },
         (err: unknown) => {
           clearTimeout(timer);
-          reject(statusCodeOf(err) === 410 ? new WatchEnded('expired', undefined) : err);
+          reject(httpStatusOf(err) === 410 ? new WatchEnded('expired', undefined) : err);
         },
       );
     }).finally(() => {

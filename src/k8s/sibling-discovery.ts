@@ -1,5 +1,6 @@
 import { DiscoveryV1Api, type KubeConfig, type V1EndpointSlice } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { formatHostPort } from '../net/host-port.js';
 import type { KubernetesMetrics } from './k8s-metrics.js';
 import { ResilientWatch, type WatchTiming } from './resilient-watch.js';
 
@@ -48,7 +49,7 @@ export function siblingsFromSlices(
       const conditions = endpoint.conditions ?? {};
       const serving = conditions.serving ?? conditions.ready ?? true;
       const ready = serving && conditions.terminating !== true;
-      const address = ip.includes(':') ? `[${ip}]:${port.port}` : `${ip}:${port.port}`;
+      const address = formatHostPort(ip, port.port);
       const known = byPod.get(ref.name);
       if (!known || (!known.ready && ready)) byPod.set(ref.name, { podName: ref.name, address, ready });
     }

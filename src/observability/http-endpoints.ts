@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
-import type { HostPort } from '../config/cluster-options.js';
+import type { HostPort } from '../net/host-port.js';
 import {
   HttpConnectionLimiter,
   TIMEOUT_CHECK_INTERVAL_MS,

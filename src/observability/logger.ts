@@ -1,10 +1,10 @@
 import { pino, type DestinationStream, type Logger } from 'pino';
+import type { LogLevel } from '../config/parse-values.js';
 import { DEFAULT_LOG_RATE_LIMIT, LogRateLimiter, type LogRateLimit } from './log-rate-limit.js';
 
 export type { Logger } from 'pino';
 
-export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+export { LOG_LEVELS, type LogLevel } from '../config/parse-values.js';
 
 const WARN = 40;
 const FATAL = 60;

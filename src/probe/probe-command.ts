@@ -1,19 +1,13 @@
-import { parseArgs } from 'node:util';
-import { ConfigError, parseDurationMs, parsePort } from '../config/parse-values.js';
+import { readRawSettings, SettingValues } from '../config/command-line.js';
+import { PROBE_USAGE } from '../config/help.js';
+import { ConfigError, splitList, type LogLevel } from '../config/parse-values.js';
+import { PROBE_SETTINGS } from '../config/settings-tools.js';
+import { isRelayUrl } from '../net/relay-url.js';
 import { createMetricsServer, startEndpoint } from '../observability/http-endpoints.js';
-import { createLogger, LOG_LEVELS, type LogLevel } from '../observability/logger.js';
+import { createLogger } from '../observability/logger.js';
 import { startProbe, type RunningProbe } from './prober.js';
 
-export const PROBE_USAGE = `usage: nb-cluster-relay probe --url rel://relay:443 [--url rel://pod-1:443 …] --secret S
-  --url URL              relay URL; repeat or comma-separate to pin the two probe clients to different pods
-  --secret S             auth secret (or NB_AUTH_SECRET)
-  --interval 1s          time between probe packets
-  --reconnect-interval 60s
-                         how often one client reconnects to time the notice the other gets (0 = never)
-  --metrics-port 9091    Prometheus metrics at :PORT/metrics
-  --log-level info       trace, debug, info, warn, error, fatal, silent
-  --once                 one round trip through the relay, then exit 0 (exit non-zero on failure; for helm test)
-  --timeout 30s          with --once: how long to wait for that round trip`;
+export { PROBE_USAGE };
 
 export interface ProbeCommandSettings {
   urls: string[];
@@ -26,54 +20,26 @@ export interface ProbeCommandSettings {
   onceTimeoutMs?: number;
 }
 
-/** Reads the probe's flags (and NB_AUTH_SECRET); throws ConfigError naming the bad flag. */
+/** Reads the probe's flags (and NB_AUTH_SECRET, NB_LOG_LEVEL); throws ConfigError naming the bad flag. */
 export function parseProbeArgs(args: string[], env: NodeJS.ProcessEnv = process.env): ProbeCommandSettings {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        url: { type: 'string', multiple: true },
-        secret: { type: 'string' },
-        interval: { type: 'string', default: '1s' },
-        'reconnect-interval': { type: 'string', default: '60s' },
-        'metrics-port': { type: 'string', default: '9091' },
-        'log-level': { type: 'string', default: env.NB_LOG_LEVEL ?? 'info' },
-        once: { type: 'boolean', default: false },
-        timeout: { type: 'string', default: '30s' },
-      },
-    });
-  } catch (err) {
-    throw new ConfigError(`probe: ${(err as Error).message}\n${PROBE_USAGE}`);
-  }
-  const { values } = parsed;
-  const urls = (values.url ?? [])
-    .flatMap((entry) => entry.split(','))
-    .map((url) => url.trim())
-    .filter(Boolean);
+  const settings = new SettingValues(PROBE_SETTINGS, readRawSettings(PROBE_SETTINGS, args, env), 'flag');
+  const urls = splitList(settings.value('url') ?? '');
   if (urls.length === 0) throw new ConfigError(`--url: at least one relay URL is required\n${PROBE_USAGE}`);
   for (const url of urls) {
-    if (!/^rels?:\/\/[^/\s]+$/.test(url))
+    if (!isRelayUrl(url))
       throw new ConfigError(`--url: expected rel://host:port or rels://host:port, got "${url}"`);
   }
-  const secret = values.secret ?? env.NB_AUTH_SECRET;
-  if (!secret) throw new ConfigError('--secret (or NB_AUTH_SECRET): required');
-  const intervalMs = parseDurationMs('--interval', values.interval);
+  const secret = settings.required('secret');
+  const intervalMs = settings.durationMs('interval');
   if (intervalMs <= 0) throw new ConfigError('--interval: must be longer than 0');
-  const logLevel = values['log-level'];
-  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
-    throw new ConfigError(`--log-level: expected one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
-  }
   return {
     urls,
     secret,
     intervalMs,
-    reconnectIntervalMs: parseDurationMs('--reconnect-interval', values['reconnect-interval']),
-    metricsPort: parsePort('--metrics-port', values['metrics-port']),
-    logLevel: logLevel as LogLevel,
-    ...(values.once ? { onceTimeoutMs: parseDurationMs('--timeout', values.timeout) } : {}),
+    reconnectIntervalMs: settings.durationMs('reconnectInterval'),
+    metricsPort: settings.port('metricsPort'),
+    logLevel: settings.logLevel('logLevel'),
+    ...(settings.boolean('once') ? { onceTimeoutMs: settings.durationMs('timeout') } : {}),
   };
 }
 

@@ -33,8 +33,3 @@ export const MAX_MESSAGE_SIZE = 8820;
 export const MAX_PEER_IDS_PER_MESSAGE = Math.floor((MAX_MESSAGE_SIZE - HEADER_SIZE) / PEER_ID_SIZE);
 
 export const TRANSPORT_HEADER_SIZE = HEADER_SIZE + PEER_ID_SIZE;
-
-/** Timings NetBird uses; the server side ones may be overridden (tests). */
-export const HANDSHAKE_TIMEOUT_MS = 10_000;
-export const HEALTH_CHECK_INTERVAL_MS = 25_000;
-export const HEALTH_CHECK_TIMEOUT_MS = 45_000;

@@ -1,5 +1,6 @@
 import { BlockList, isIP } from 'node:net';
 import type { IncomingMessage } from 'node:http';
+import { formatHost, formatHostPort } from '../net/host-port.js';
 
 /**
  * The address a connection is logged under. X-Real-Ip / X-Real-Port are
@@ -62,6 +63,5 @@ function headerValue(value: string | string[] | undefined): string | undefined {
 }
 
 function formatAddress(address: string, port: number | undefined): string {
-  const host = address.includes(':') ? `[${address}]` : address;
-  return port === undefined ? host : `${host}:${port}`;
+  return port === undefined ? formatHost(address) : formatHostPort(address, port);
 }

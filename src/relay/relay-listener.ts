@@ -9,7 +9,7 @@ import {
   TIMEOUT_CHECK_INTERVAL_MS,
   type HttpRefusal,
 } from '../observability/http-limits.js';
-import type { HostPort } from '../config/cluster-options.js';
+import type { HostPort } from '../net/host-port.js';
 import type { AbuseGuard, AbuseRefusal } from './abuse-guard.js';
 import type { ClientAddressResolver } from './client-address.js';
 import { PeerSession, type SessionContext } from './peer-session.js';

@@ -2,10 +2,10 @@ import { createConnection } from 'node:net';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { MAX_SHED_WINDOW_MS } from '../../src/config/cluster-options.js';
 import { ClusterMetrics } from '../../src/cluster/cluster-metrics.js';
 import { MESH_HEADER, MESH_PATH, dialHeaders } from '../../src/cluster/mesh-auth.js';
 import {
-  MAX_SHED_WINDOW_MS,
   SHED_RECORD_SIZE,
   writeShedRecord,
   writeTransportRecord,

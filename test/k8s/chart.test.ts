@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/relay-config.js';
 import { SETTINGS } from '../../src/config/settings.js';
-import { KUBERNETES_ENV } from '../../src/k8s/k8s-settings.js';
+import { K8S_SETTINGS } from '../../src/config/settings-k8s.js';
 import { KubeApiServer } from './support/kube-api-server.js';
 import { KubeRest, type KubeManifest } from './support/kube-rest.js';
 import {
@@ -146,7 +146,7 @@ describe('chart output', () => {
   it('every NB_* variable the chart sets is a real relay setting', async () => {
     const known = new Set<string>([
       ...Object.values(SETTINGS).map((s) => s.env),
-      ...Object.values(KUBERNETES_ENV),
+      ...Object.values(K8S_SETTINGS).map((s) => s.env),
     ]);
     for (const file of ALL_VALUES) {
       const objects = await renderChart(tools, { valuesFiles: [file] });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { V1EndpointSlice } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { detectInCluster } from '../../src/k8s/kube-config.js';
-import { kubernetesSettingsFromEnv } from '../../src/k8s/k8s-settings.js';
+import { k8sSettingsFromEnv } from '../../src/k8s/k8s-settings.js';
 import { siblingsFromSlices } from '../../src/k8s/sibling-discovery.js';
 
 type Conditions = { ready?: boolean; serving?: boolean; terminating?: boolean };
@@ -98,7 +98,7 @@ describe('siblingsFromSlices', () => {
   });
 });
 
-describe('kubernetesSettingsFromEnv', () => {
+describe('k8sSettingsFromEnv', () => {
   const saDir = (): string => {
     const dir = mkdtempSync(join(tmpdir(), 'nb-sa-'));
     writeFileSync(join(dir, 'token'), 'token');
@@ -110,14 +110,14 @@ describe('kubernetesSettingsFromEnv', () => {
   it('is off outside a cluster unless forced, and forcing it outside a cluster is an error', () => {
     const empty = mkdtempSync(join(tmpdir(), 'nb-sa-'));
     expect(detectInCluster({}, empty)).toBe(false);
-    expect(kubernetesSettingsFromEnv({}, empty)).toBeUndefined();
-    expect(kubernetesSettingsFromEnv({ ...inCluster }, empty)).toBeUndefined(); // no token mounted
-    expect(() => kubernetesSettingsFromEnv({ NB_K8S_ENABLED: 'true' }, empty)).toThrow(/NB_K8S_ENABLED/);
-    expect(kubernetesSettingsFromEnv({ ...inCluster, NB_K8S_ENABLED: 'false' }, saDir())).toBeUndefined();
+    expect(k8sSettingsFromEnv({}, empty)).toBeUndefined();
+    expect(k8sSettingsFromEnv({ ...inCluster }, empty)).toBeUndefined(); // no token mounted
+    expect(() => k8sSettingsFromEnv({ NB_K8S_ENABLED: 'true' }, empty)).toThrow(/NB_K8S_ENABLED/);
+    expect(k8sSettingsFromEnv({ ...inCluster, NB_K8S_ENABLED: 'false' }, saDir())).toBeUndefined();
   });
 
   it('reads the chart settings with defaults, the namespace from the service account', () => {
-    const settings = kubernetesSettingsFromEnv(
+    const settings = k8sSettingsFromEnv(
       {
         ...inCluster,
         NB_POD_NAME: 'relay-1',
@@ -143,18 +143,18 @@ describe('kubernetesSettingsFromEnv', () => {
   it('names the setting in every error', () => {
     const dir = saDir();
     const base = { ...inCluster, NB_K8S_HEADLESS_SERVICE: 'svc' };
-    expect(() => kubernetesSettingsFromEnv({ ...inCluster }, dir)).toThrow(/NB_K8S_HEADLESS_SERVICE/);
-    expect(() => kubernetesSettingsFromEnv({ ...base, NB_REBALANCE_INTERVAL: 'soon' }, dir)).toThrow(
+    expect(() => k8sSettingsFromEnv({ ...inCluster }, dir)).toThrow(/NB_K8S_HEADLESS_SERVICE/);
+    expect(() => k8sSettingsFromEnv({ ...base, NB_REBALANCE_INTERVAL: 'soon' }, dir)).toThrow(
       /NB_REBALANCE_INTERVAL/,
     );
-    expect(() => kubernetesSettingsFromEnv({ ...base, NB_REBALANCE_MAX_FRACTION: '2' }, dir)).toThrow(
+    expect(() => k8sSettingsFromEnv({ ...base, NB_REBALANCE_MAX_FRACTION: '2' }, dir)).toThrow(
       /NB_REBALANCE_MAX_FRACTION/,
     );
-    expect(() => kubernetesSettingsFromEnv({ ...base, NB_REBALANCE_ENABLED: 'maybe' }, dir)).toThrow(
+    expect(() => k8sSettingsFromEnv({ ...base, NB_REBALANCE_ENABLED: 'maybe' }, dir)).toThrow(
       /NB_REBALANCE_ENABLED/,
     );
     // The mesh refuses longer shed windows, so the setting does too.
-    expect(() => kubernetesSettingsFromEnv({ ...base, NB_REBALANCE_WINDOW: '2h' }, dir)).toThrow(
+    expect(() => k8sSettingsFromEnv({ ...base, NB_REBALANCE_WINDOW: '2h' }, dir)).toThrow(
       /NB_REBALANCE_WINDOW: at most 1h/,
     );
   });
@@ -163,9 +163,10 @@ describe('kubernetesSettingsFromEnv', () => {
     const elsewhere = saDir();
     const standard = mkdtempSync(join(tmpdir(), 'nb-sa-empty-'));
     const env = { ...inCluster, NB_K8S_HEADLESS_SERVICE: 'svc', NB_K8S_ENABLED: 'true' };
-    expect(() => kubernetesSettingsFromEnv(env, standard)).toThrow(/NB_K8S_ENABLED/);
-    expect(
-      kubernetesSettingsFromEnv({ ...env, NB_K8S_SERVICE_ACCOUNT_DIR: elsewhere }, standard),
-    ).toMatchObject({ serviceAccountDir: elsewhere, namespace: 'relay-ns' });
+    expect(() => k8sSettingsFromEnv(env, standard)).toThrow(/NB_K8S_ENABLED/);
+    expect(k8sSettingsFromEnv({ ...env, NB_K8S_SERVICE_ACCOUNT_DIR: elsewhere }, standard)).toMatchObject({
+      serviceAccountDir: elsewhere,
+      namespace: 'relay-ns',
+    });
   });
 });

@@ -6,7 +6,8 @@ import {
   type ClusterNode as RedisClusterNode,
   type RedisOptions as IoRedisOptions,
 } from 'ioredis';
-import type { HostPort, RedisOptions } from '../../config/cluster-options.js';
+import type { RedisOptions } from '../../config/cluster-options.js';
+import type { HostPort } from '../../net/host-port.js';
 import type { RedisClient } from './scripts.js';
 
 /** How often a Redis Cluster client re-reads the slot map: a failover is noticed within this. */

@@ -20,9 +20,7 @@ export interface ClusterOnKubernetesOptions {
  * a deleted pod is reaped at once, and the leader's rebalancing reads peers
  * per instance from Redis and sends its shed requests over the mesh.
  */
-export function startClusterOnKubernetes(
-  options: ClusterOnKubernetesOptions,
-): Promise<KubernetesIntegration> {
+export function startClusterOnK8s(options: ClusterOnKubernetesOptions): Promise<KubernetesIntegration> {
   const { settings, node, relay, logger } = options;
   return startKubernetes({
     namespace: settings.namespace,

@@ -1,0 +1,116 @@
+import type { SettingSpec } from './settings.js';
+
+/** Settings of the Kubernetes integration (the chart sets them); parsed by k8s/k8s-settings.ts. */
+export const K8S_SETTINGS = {
+  k8sEnabled: {
+    flag: 'k8s-enabled',
+    env: 'NB_K8S_ENABLED',
+    default: 'auto',
+    type: 'boolean',
+    help: 'use the Kubernetes API: true, false, or auto (on when running in a pod with API access)',
+    group: 'k8s',
+  },
+  k8sServiceAccountDir: {
+    flag: 'k8s-service-account-dir',
+    env: 'NB_K8S_SERVICE_ACCOUNT_DIR',
+    help: 'where the service-account token, CA and namespace are mounted (default: the standard path)',
+    group: 'k8s',
+  },
+  podNamespace: {
+    flag: 'pod-namespace',
+    env: 'NB_POD_NAMESPACE',
+    help: "this pod's namespace (downward API; default: the service account's namespace)",
+    group: 'k8s',
+  },
+  k8sHeadlessService: {
+    flag: 'k8s-headless-service',
+    env: 'NB_K8S_HEADLESS_SERVICE',
+    help: 'headless Service whose EndpointSlices list the sibling pods (required with the integration on)',
+    group: 'k8s',
+  },
+  k8sMeshPortName: {
+    flag: 'k8s-mesh-port-name',
+    env: 'NB_K8S_MESH_PORT_NAME',
+    default: 'mesh',
+    help: 'name of the mesh port in those EndpointSlices',
+    group: 'k8s',
+  },
+  k8sLeaseName: {
+    flag: 'k8s-lease-name',
+    env: 'NB_K8S_LEASE_NAME',
+    help: 'Lease that elects the rebalancing leader (default: <headless service>-leader)',
+    group: 'k8s',
+  },
+  k8sPodSelector: {
+    flag: 'k8s-pod-selector',
+    env: 'NB_K8S_POD_SELECTOR',
+    help: 'label selector of the relay pods, for the pod-deletion watch',
+    group: 'k8s',
+  },
+  rebalanceEnabled: {
+    flag: 'rebalance-enabled',
+    env: 'NB_REBALANCE_ENABLED',
+    default: 'true',
+    type: 'boolean',
+    help: 'the elected leader asks overloaded pods to shed peers',
+    group: 'k8s',
+  },
+  rebalanceInterval: {
+    flag: 'rebalance-interval',
+    env: 'NB_REBALANCE_INTERVAL',
+    default: '30s',
+    type: 'duration',
+    help: 'how often the leader compares the pods',
+    group: 'k8s',
+  },
+  rebalanceCooldown: {
+    flag: 'rebalance-cooldown',
+    env: 'NB_REBALANCE_COOLDOWN',
+    default: '2m',
+    type: 'duration',
+    help: 'pause after a round that shed peers',
+    group: 'k8s',
+  },
+  rebalanceWindow: {
+    flag: 'rebalance-window',
+    env: 'NB_REBALANCE_WINDOW',
+    default: '60s',
+    type: 'duration',
+    help: 'a pod spreads the closes of one shed request over this window (at most 1h)',
+    group: 'k8s',
+  },
+  rebalanceTolerance: {
+    flag: 'rebalance-tolerance',
+    env: 'NB_REBALANCE_TOLERANCE',
+    default: '0.2',
+    type: 'fraction',
+    help: 'a pod is overloaded above (1 + tolerance) x the mean (above 0, at most 10)',
+    group: 'k8s',
+  },
+  rebalanceMinExcess: {
+    flag: 'rebalance-min-excess',
+    env: 'NB_REBALANCE_MIN_EXCESS',
+    default: '10',
+    type: 'integer',
+    help: 'peers a pod must be over the target before it sheds any',
+    group: 'k8s',
+  },
+  rebalanceMaxFraction: {
+    flag: 'rebalance-max-fraction',
+    env: 'NB_REBALANCE_MAX_FRACTION',
+    default: '0.25',
+    type: 'fraction',
+    help: "most of a pod's peers shed in one round (above 0, at most 1)",
+    group: 'k8s',
+  },
+  rebalanceMaxPerRound: {
+    flag: 'rebalance-max-per-round',
+    env: 'NB_REBALANCE_MAX_PER_ROUND',
+    default: '2000',
+    type: 'integer',
+    help: 'most peers shed across all pods in one round',
+    group: 'k8s',
+  },
+} as const satisfies Record<string, SettingSpec>;
+
+export type K8sSettingName = keyof typeof K8S_SETTINGS;
