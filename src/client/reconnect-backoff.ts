@@ -1,3 +1,5 @@
+import { backoffDelayMs } from '../time/backoff.js';
+
 /** The delays between reconnect attempts to the home relay. */
 export interface ReconnectBackoffOptions {
   /** Delay before the one quick retry right after a drop. */
@@ -32,7 +34,7 @@ export function reconnectDelayMs(
   options: ReconnectBackoffOptions = DEFAULT_RECONNECT_BACKOFF,
 ): number {
   if (attempt <= 0) return options.quickRetryMs;
-  const base = Math.min(options.initialMs * options.multiplier ** (attempt - 1), options.maxMs);
-  const spread = options.jitter * (2 * options.random() - 1);
-  return Math.round(base * (1 + spread));
+  const { initialMs, maxMs, multiplier, jitter, random } = options;
+  const policy = { initialMs, maxMs, multiplier, spread: [1 - jitter, 1 + jitter] as const };
+  return Math.round(backoffDelayMs(attempt - 1, policy, random));
 }

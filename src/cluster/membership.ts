@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { MemberRecord } from '../registry/redis/member-codec.js';
 import type { RedisStore } from '../registry/redis/store.js';
 import type { ClusterMetrics } from './cluster-metrics.js';
+import { systemClock, type Clock, type TimerHandle } from '../time/clock.js';
 import type { Reaper } from './reaper.js';
 
 /** A live instance as its heartbeat describes it. */
@@ -65,7 +66,8 @@ export class Membership {
   #beaten = false;
   #beatRunning = false;
   #reapRunning = false;
-  #timers: NodeJS.Timeout[] = [];
+  readonly #clock: Clock;
+  #timers: TimerHandle[] = [];
   #closed = false;
 
   constructor(options: {
@@ -81,6 +83,8 @@ export class Membership {
     /** An instance's heartbeat expired: it is dead (its sessions are being reaped). */
     onExpired?: (instance: string) => void;
     timing?: MembershipTiming;
+    /** Heartbeats, expiry checks and the heartbeat age run on this clock. */
+    clock?: Clock;
   }) {
     this.#store = options.store;
     this.#instanceId = options.instanceId;
@@ -93,14 +97,15 @@ export class Membership {
     this.#onMembers = options.onMembers;
     this.#onExpired = options.onExpired ?? (() => {});
     this.#timing = options.timing ?? DEFAULT_MEMBERSHIP_TIMING;
+    this.#clock = options.clock ?? systemClock;
   }
 
   /** Beats once (best effort), then keeps beating and reaping in the background. */
   async start(): Promise<void> {
     await this.beat();
-    this.#timers.push(setInterval(() => void this.beat(), this.#timing.heartbeatIntervalMs));
-    this.#timers.push(setInterval(() => void this.#reapExpired(), this.#timing.reapCheckIntervalMs));
-    for (const timer of this.#timers) timer.unref();
+    const clock = this.#clock;
+    this.#timers.push(clock.setInterval(() => void this.beat(), this.#timing.heartbeatIntervalMs));
+    this.#timers.push(clock.setInterval(() => void this.#reapExpired(), this.#timing.reapCheckIntervalMs));
   }
 
   get members(): ReadonlyMap<string, MemberInfo> {
@@ -122,7 +127,7 @@ export class Membership {
   }
 
   unhealthyReason(): string | undefined {
-    if (Date.now() - this.#lastBeatAt > this.#timing.expiryMs) return 'heartbeat not written';
+    if (this.#clock.now() - this.#lastBeatAt > this.#timing.expiryMs) return 'heartbeat not written';
     return undefined;
   }
 
@@ -135,7 +140,7 @@ export class Membership {
         { meshAddress: this.#meshAddress, podName: this.#podName },
         randomUUID(),
       );
-      this.#lastBeatAt = Date.now();
+      this.#lastBeatAt = this.#clock.now();
       this.#beatingSince ??= this.#lastBeatAt;
       this.#registry.noteHeartbeat(epoch, this.#beaten && !wasMember);
       this.#beaten = true;
@@ -157,7 +162,7 @@ export class Membership {
 
   async close(): Promise<void> {
     this.#closed = true;
-    for (const timer of this.#timers) clearInterval(timer);
+    for (const timer of this.#timers) this.#clock.clearInterval(timer);
     this.#timers = [];
   }
 
@@ -173,7 +178,8 @@ export class Membership {
     if (this.#reapRunning || this.#closed) return;
     // After Redis was unreachable nobody could beat: give every live instance a full
     // expiry period of working Redis before believing that a missing beat means death.
-    if (this.#beatingSince === undefined || Date.now() - this.#beatingSince < this.#timing.expiryMs) return;
+    if (this.#beatingSince === undefined || this.#clock.now() - this.#beatingSince < this.#timing.expiryMs)
+      return;
     this.#reapRunning = true;
     try {
       const expired = await this.#store.expiredMembers(this.#timing.expiryMs);

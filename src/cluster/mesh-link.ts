@@ -17,6 +17,8 @@ import {
   type MeshShedRequest,
 } from './mesh-frame.js';
 import { MeshFairQueue } from './mesh-fair-queue.js';
+import { backoffDelayMs } from '../time/backoff.js';
+import type { Clock, TimerHandle } from '../time/clock.js';
 
 /** What every link of this instance shares. */
 export interface MeshLinkContext {
@@ -32,6 +34,7 @@ export interface MeshLinkContext {
   readonly metrics: ClusterMetrics;
   readonly logger: Logger;
   readonly limits: MeshLimits;
+  readonly clock: Clock;
 }
 
 export interface MeshLimits {
@@ -87,7 +90,7 @@ const PER_RECORD = RECORD_HEADER_SIZE + PEER_ID_SIZE;
  */
 export class MeshLink {
   readonly remoteInstance: string;
-  readonly createdAt = Date.now();
+  readonly createdAt: number;
   /** Whether this instance is the one that dials (lower instance id). */
   readonly dials: boolean;
   /** Whether the current socket was dialled by the lower id (the one both sides keep). */
@@ -114,8 +117,8 @@ export class MeshLink {
   #inFlight = 0;
   #flushScheduled = false;
   #attempt = 0;
-  #redialTimer: NodeJS.Timeout | undefined;
-  #keepaliveTimer: NodeJS.Timeout | undefined;
+  #redialTimer: TimerHandle | undefined;
+  #keepaliveTimer: TimerHandle | undefined;
   #heard = false;
   #closed = false;
   #received = 0;
@@ -123,6 +126,7 @@ export class MeshLink {
 
   constructor(context: MeshLinkContext, remoteInstance: string, address: string | undefined) {
     this.#context = context;
+    this.createdAt = context.clock.now();
     this.remoteInstance = remoteInstance;
     this.#address = address;
     this.dials = context.localInstance < remoteInstance;
@@ -173,13 +177,12 @@ export class MeshLink {
       this.#dial(this.#address);
     } else if (this.#queue.length > 0) {
       // Give the lower id a moment to dial first, then dial ourselves.
-      this.#redialTimer = setTimeout(() => {
+      this.#redialTimer = this.#context.clock.setTimeout(() => {
         this.#redialTimer = undefined;
         if (!this.#socket && !this.#dialing && this.#address && this.#queue.length > 0 && !this.#closed) {
           this.#dial(this.#address);
         }
       }, FALLBACK_DIAL_DELAY_MS);
-      this.#redialTimer.unref();
     }
   }
 
@@ -242,12 +245,9 @@ export class MeshLink {
       this.#context.logger.debug({ err, remote_instance: this.remoteInstance }, 'mesh link error'),
     );
     socket.once('close', () => this.#onClose(socket));
-    clearInterval(this.#keepaliveTimer);
-    this.#keepaliveTimer = setInterval(
-      () => this.#keepalive(socket),
-      this.#context.limits.keepaliveIntervalMs,
-    );
-    this.#keepaliveTimer.unref();
+    const { clock, limits } = this.#context;
+    clock.clearInterval(this.#keepaliveTimer);
+    this.#keepaliveTimer = clock.setInterval(() => this.#keepalive(socket), limits.keepaliveIntervalMs);
     this.#context.onLinkStateChange();
     this.#scheduleFlush();
   }
@@ -256,8 +256,8 @@ export class MeshLink {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#redialTimer);
-    clearInterval(this.#keepaliveTimer);
+    this.#context.clock.clearTimeout(this.#redialTimer);
+    this.#context.clock.clearInterval(this.#keepaliveTimer);
     this.#dialing?.terminate();
     const socket = this.#socket;
     this.#socket = undefined;
@@ -329,21 +329,24 @@ export class MeshLink {
     if (this.#closed || this.#redialTimer || this.#socket) return;
     if (!this.dials && this.#queue.length === 0) return;
     const { backoffBaseMs, backoffMaxMs } = this.#context.limits;
-    const ceiling = Math.min(backoffMaxMs, backoffBaseMs * 2 ** Math.min(this.#attempt, 16));
-    this.#attempt++;
     // Half fixed, half random: spread the redials of many pods without ever redialling at once.
-    const wait = ceiling / 2 + Math.random() * (ceiling / 2);
-    this.#redialTimer = setTimeout(() => {
+    const policy = {
+      initialMs: backoffBaseMs,
+      maxMs: backoffMaxMs,
+      multiplier: 2,
+      spread: [0.5, 1] as const,
+    };
+    const wait = backoffDelayMs(this.#attempt++, policy);
+    this.#redialTimer = this.#context.clock.setTimeout(() => {
       this.#redialTimer = undefined;
       this.connect();
     }, wait);
-    this.#redialTimer.unref();
   }
 
   #onClose(socket: WebSocket): void {
     if (this.#socket !== socket) return;
     this.#socket = undefined;
-    clearInterval(this.#keepaliveTimer);
+    this.#context.clock.clearInterval(this.#keepaliveTimer);
     if (!this.#closed) this.#context.logger.warn({ remote_instance: this.remoteInstance }, 'mesh link down');
     this.#context.onLinkStateChange();
     this.#scheduleRedial();

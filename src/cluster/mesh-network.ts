@@ -6,6 +6,7 @@ import type { ClusterMetrics } from './cluster-metrics.js';
 import type { MeshShedRequest } from './mesh-frame.js';
 import { DEFAULT_MESH_LIMITS, MeshLink, type MeshLinkContext, type MeshLimits } from './mesh-link.js';
 import type { MemberInfo } from './membership.js';
+import { systemClock, type Clock } from '../time/clock.js';
 
 /** A link accepted from an instance we never saw in Redis is dropped after this long. */
 const UNKNOWN_INSTANCE_GRACE_MS = 10_000;
@@ -40,6 +41,8 @@ export class MeshNetwork implements RemoteDelivery {
     metrics: ClusterMetrics;
     logger: Logger;
     limits?: Partial<MeshLimits>;
+    /** Redials, keepalives and grace periods run on this clock. */
+    clock?: Clock;
     /** A route names an instance the member list does not know (yet): refresh it. */
     onUnknownInstance?: () => void;
   }) {
@@ -54,6 +57,7 @@ export class MeshNetwork implements RemoteDelivery {
       metrics: options.metrics,
       logger: options.logger,
       limits: { ...DEFAULT_MESH_LIMITS, ...options.limits },
+      clock: options.clock ?? systemClock,
     };
   }
 
@@ -124,7 +128,7 @@ export class MeshNetwork implements RemoteDelivery {
       link.wasMember = true;
       link.setAddress(member.meshAddress);
     }
-    const now = Date.now();
+    const now = this.#context.clock.now();
     for (const [instance, link] of this.#links) {
       if (members.has(instance)) {
         link.missingSince = undefined;

@@ -2,13 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { settledWithin } from './deadline.js';
+import { beforeDeadline, settledWithin } from '../time/deadline.js';
 import { inClusterKubeConfig } from './kube-config.js';
 import { KubernetesMetrics } from './k8s-metrics.js';
 import { LeaseElection, type LeaseTiming } from './lease-election.js';
 import { PodDeletionWatch } from './pod-deletion-watch.js';
 import type { RebalanceOptions } from './rebalance-policy.js';
-import { Rebalancer, type RebalancerTimers, type RebalancerTiming } from './rebalancer.js';
+import { Rebalancer, type RebalancerTiming } from './rebalancer.js';
+import type { Clock } from '../time/clock.js';
 import type { WatchTiming } from './resilient-watch.js';
 import { loadInRotation, type InstanceLoad } from './rotation.js';
 import { SiblingDiscovery, type Sibling } from './sibling-discovery.js';
@@ -46,7 +47,7 @@ export interface KubernetesOptions {
     policy?: Partial<RebalanceOptions>;
     timing?: Partial<RebalancerTiming>;
     /** Tests: step the rebalancing rounds by hand. */
-    timers?: RebalancerTimers;
+    clock?: Clock;
   };
   watchTiming?: Partial<WatchTiming>;
   leaseTiming?: Partial<LeaseTiming>;
@@ -77,10 +78,9 @@ async function ownPodSelector(
 ): Promise<string | undefined> {
   try {
     const api = kc.makeApiClient(CoreV1Api);
-    const pod = await Promise.race([
-      api.readNamespacedPod({ name: podName, namespace }),
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timed out')), 5_000).unref()),
-    ]);
+    const pod = await beforeDeadline(api.readNamespacedPod({ name: podName, namespace }), 5_000, () => {
+      throw new Error('timed out');
+    });
     const labels = pod.metadata?.labels ?? {};
     const name = labels[NAME_LABEL];
     const instance = labels[INSTANCE_LABEL];
@@ -148,7 +148,7 @@ export async function startKubernetes(options: KubernetesOptions): Promise<Kuber
           metrics,
           ...(options.rebalance?.policy ? { policy: options.rebalance.policy } : {}),
           ...(options.rebalance?.timing ? { timing: options.rebalance.timing } : {}),
-          ...(options.rebalance?.timers ? { timers: options.rebalance.timers } : {}),
+          ...(options.rebalance?.clock ? { clock: options.rebalance.clock } : {}),
         });
 
   discovery.start();

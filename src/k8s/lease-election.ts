@@ -1,7 +1,8 @@
-import { performance } from 'node:perf_hooks';
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { httpStatusOf } from '../net/status-code.js';
+import { systemClock, type Clock, type TimerHandle } from '../time/clock.js';
+import { beforeDeadline } from '../time/deadline.js';
 import type { KubernetesMetrics } from './k8s-metrics.js';
 
 export interface LeaseTiming {
@@ -31,6 +32,8 @@ export interface LeaseElectionOptions {
   logger: Logger;
   metrics: KubernetesMetrics;
   timing?: Partial<LeaseTiming>;
+  /** Rounds, the renew deadline and the lease's observed age run on this clock. */
+  clock?: Clock;
   onStartedLeading?: () => void;
   onStoppedLeading?: () => void;
   onNewLeader?: (identity: string) => void;
@@ -89,6 +92,7 @@ export class LeaseElection {
   private readonly timing: LeaseTiming;
   private readonly api: CoordinationV1Api;
   private readonly log: Logger;
+  private readonly clock: Clock;
   private observed: ObservedRecord | undefined;
   private observedAt = 0;
   private observedLease: V1Lease | undefined;
@@ -96,13 +100,14 @@ export class LeaseElection {
   private lastRenewAt = 0;
   private lastLeader = '';
   private closed = false;
-  private timer: NodeJS.Timeout | undefined;
-  private deadlineTimer: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
+  private deadlineTimer: TimerHandle | undefined;
   private running: Promise<void> | undefined;
 
   constructor(options: LeaseElectionOptions) {
     this.options = options;
     this.timing = { ...DEFAULT_LEASE_TIMING, ...options.timing };
+    this.clock = options.clock ?? systemClock;
     const { leaseDurationMs, renewDeadlineMs, retryPeriodMs } = this.timing;
     if (!(leaseDurationMs > renewDeadlineMs))
       throw new Error('lease duration must exceed the renew deadline');
@@ -142,7 +147,7 @@ export class LeaseElection {
    */
   async close(options: { release?: boolean } = {}): Promise<void> {
     this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.clock.clearTimeout(this.timer);
     await this.running;
     // Release whenever our last successful write made us the holder, even if close raced the acquisition.
     if (options.release !== false && this.observed?.holderIdentity === this.options.identity)
@@ -151,7 +156,7 @@ export class LeaseElection {
   }
 
   private schedule(delayMs: number): void {
-    this.timer = setTimeout(() => {
+    this.timer = this.clock.setTimeout(() => {
       this.running = this.tick().finally(() => {
         this.running = undefined;
         if (this.closed) return;
@@ -163,19 +168,14 @@ export class LeaseElection {
 
   private async tick(): Promise<void> {
     // A hanging request (client 1.x has no timeout) must not stall the loop.
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), this.timing.renewDeadlineMs);
-    });
     const attempt = this.tryAcquireOrRenew().catch((err: unknown) => {
-      this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'lease request failed');
+      this.log.warn({ err }, 'lease request failed');
       return false;
     });
-    const ok = await Promise.race([attempt, timeout]);
-    clearTimeout(timer);
+    const ok = await beforeDeadline(attempt, this.timing.renewDeadlineMs, () => false, this.clock);
     if (this.closed) return;
     if (ok) {
-      this.lastRenewAt = performance.now();
+      this.lastRenewAt = this.clock.monotonicMs();
       if (!this.leading) {
         this.log.info('acquired leadership');
         this.setLeading(true);
@@ -186,7 +186,7 @@ export class LeaseElection {
 
   /** Runs after every round and on its own timer while leading, so a hung request cannot delay stepping down. */
   private checkRenewDeadline(): void {
-    if (!this.leading || performance.now() - this.lastRenewAt <= this.timing.renewDeadlineMs) return;
+    if (!this.leading || this.clock.monotonicMs() - this.lastRenewAt <= this.timing.renewDeadlineMs) return;
     this.log.warn(
       { renew_deadline_ms: this.timing.renewDeadlineMs },
       'could not renew the lease in time; stepping down',
@@ -197,10 +197,10 @@ export class LeaseElection {
   private setLeading(leading: boolean): void {
     if (leading === this.leading) return;
     this.leading = leading;
-    if (this.deadlineTimer) clearInterval(this.deadlineTimer);
+    this.clock.clearInterval(this.deadlineTimer);
     this.deadlineTimer = undefined;
     if (leading) {
-      this.deadlineTimer = setInterval(
+      this.deadlineTimer = this.clock.setInterval(
         () => this.checkRenewDeadline(),
         Math.min(500, this.timing.retryPeriodMs / 4),
       );
@@ -230,7 +230,7 @@ export class LeaseElection {
   private async tryAcquireOrRenew(): Promise<boolean> {
     const { namespace, leaseName: name, identity } = this.options;
     const durationSeconds = Math.ceil(this.timing.leaseDurationMs / 1000);
-    const nowTime = new V1MicroTime(Date.now());
+    const nowTime = new V1MicroTime(this.clock.now());
     let lease: V1Lease;
     try {
       lease = await this.api.readNamespacedLease({ name, namespace });
@@ -265,7 +265,7 @@ export class LeaseElection {
     }
 
     const old = recordOf(lease);
-    const now = performance.now();
+    const now = this.clock.monotonicMs();
     if (!sameRecord(this.observed, old)) {
       this.observed = old;
       this.observedAt = now;
@@ -301,7 +301,7 @@ export class LeaseElection {
 
   private remember(lease: V1Lease): void {
     this.observed = recordOf(lease);
-    this.observedAt = performance.now();
+    this.observedAt = this.clock.monotonicMs();
     this.observedLease = lease;
     this.noteLeader(this.observed.holderIdentity);
   }
@@ -309,7 +309,7 @@ export class LeaseElection {
   private async release(): Promise<void> {
     const lease = this.observedLease;
     if (!lease || this.observed?.holderIdentity !== this.options.identity) return;
-    const now = new V1MicroTime(Date.now());
+    const now = new V1MicroTime(this.clock.now());
     try {
       await this.api.replaceNamespacedLease({
         name: this.options.leaseName,

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { KubernetesMetrics } from './k8s-metrics.js';
+import { systemClock, type Clock, type TimerHandle } from '../time/clock.js';
 import { planRebalance, type RebalanceOptions, type RebalancePlan } from './rebalance-policy.js';
 
 export interface RebalancerTiming {
@@ -17,17 +18,6 @@ export const DEFAULT_REBALANCER_TIMING: RebalancerTiming = {
   shedWindowMs: 60_000,
 };
 
-/** Where the loop's timers come from (tests step rounds one by one instead of waiting). */
-export interface RebalancerTimers {
-  setTimeout(callback: () => void, delayMs: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-const systemTimers: RebalancerTimers = {
-  setTimeout: (callback, delayMs) => setTimeout(callback, delayMs),
-  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
-};
-
 export interface RebalancerOptions {
   isLeader: () => boolean;
   /** Peers per live instance, zeros included. */
@@ -38,7 +28,8 @@ export interface RebalancerOptions {
   timing?: Partial<RebalancerTiming>;
   logger: Logger;
   metrics: KubernetesMetrics;
-  timers?: RebalancerTimers;
+  /** The loop's timers (tests step rounds one by one instead of waiting). */
+  clock?: Clock;
 }
 
 /**
@@ -51,8 +42,8 @@ export class Rebalancer {
   private readonly options: RebalancerOptions;
   private readonly timing: RebalancerTiming;
   private readonly log: Logger;
-  private readonly timers: RebalancerTimers;
-  private timer: unknown;
+  private readonly clock: Clock;
+  private timer: TimerHandle | undefined;
   private round: Promise<unknown> | undefined;
   private closed = false;
   /** Whether a request of the last round went out: only then is the cooldown due. */
@@ -62,7 +53,7 @@ export class Rebalancer {
     this.options = options;
     this.timing = { ...DEFAULT_REBALANCER_TIMING, ...options.timing };
     this.log = options.logger.child({ component: 'rebalancer' });
-    this.timers = options.timers ?? systemTimers;
+    this.clock = options.clock ?? systemClock;
   }
 
   start(): void {
@@ -71,7 +62,7 @@ export class Rebalancer {
 
   async close(): Promise<void> {
     this.closed = true;
-    if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
+    this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     await this.round;
   }
@@ -133,7 +124,7 @@ export class Rebalancer {
   }
 
   private schedule(delayMs: number): void {
-    this.timer = this.timers.setTimeout(() => {
+    this.timer = this.clock.setTimeout(() => {
       const round = this.runOnce();
       this.round = round;
       void round.then((plan) => {

@@ -1,6 +1,9 @@
 import { Watch, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { httpStatusOf } from '../net/status-code.js';
+import { backoffDelayMs } from '../time/backoff.js';
+import { systemClock, type Clock } from '../time/clock.js';
+import { beforeDeadline } from '../time/deadline.js';
 import type { KubernetesMetrics } from './k8s-metrics.js';
 
 /** The part of a Kubernetes object the reflector needs. */
@@ -55,6 +58,8 @@ export interface ResilientWatchOptions<T extends KubeObject> {
   logger: Logger;
   metrics: KubernetesMetrics;
   timing?: Partial<WatchTiming>;
+  /** Timers, deadlines and the watchdog run on this clock (tests step it). */
+  clock?: Clock;
 }
 
 type RelistReason = 'start' | 'expired' | 'error' | 'watchdog';
@@ -87,6 +92,7 @@ export class ResilientWatch<T extends KubeObject> {
   private readonly timing: WatchTiming;
   private readonly watch: Watch;
   private readonly log: Logger;
+  private readonly clock: Clock;
   private objects = new Map<string, T>();
   private resourceVersion = '';
   private closed = false;
@@ -101,6 +107,7 @@ export class ResilientWatch<T extends KubeObject> {
   constructor(options: ResilientWatchOptions<T>) {
     this.options = options;
     this.timing = { ...DEFAULT_WATCH_TIMING, ...options.timing };
+    this.clock = options.clock ?? systemClock;
     this.watch = new Watch(options.kubeConfig);
     this.log = options.logger.child({ component: 'k8s-watch', resource: options.resource });
     this.firstSync = new Promise((resolve) => (this.resolveFirstSync = resolve));
@@ -126,7 +133,7 @@ export class ResilientWatch<T extends KubeObject> {
   }
 
   /** Reason while the watch has failed for longer than brokenAfterMs. */
-  brokenReason(now = Date.now()): string | undefined {
+  brokenReason(now = this.clock.now()): string | undefined {
     if (this.failingSince === undefined) return undefined;
     const failingMs = now - this.failingSince;
     if (failingMs < this.timing.brokenAfterMs) return undefined;
@@ -143,18 +150,24 @@ export class ResilientWatch<T extends KubeObject> {
 
   private async run(): Promise<void> {
     let reason: RelistReason = 'start';
-    let backoffMs = this.timing.backoffInitialMs;
+    let failures = 0;
+    const backoff = {
+      initialMs: this.timing.backoffInitialMs,
+      maxMs: this.timing.backoffMaxMs,
+      multiplier: 2,
+      spread: [0.5, 1] as const,
+    };
     while (!this.closed) {
       try {
         if (!this.resourceVersion) {
           await this.relistNow(reason);
-          backoffMs = this.timing.backoffInitialMs;
+          failures = 0;
         }
-        const startedAt = Date.now();
+        const startedAt = this.clock.monotonicMs();
         const ended = await this.watchOnce();
         if (ended.failure === undefined && ended.relist === undefined) {
           // The server ended the watch: resume from resourceVersion (pause if it ends at once, e.g. shutdown).
-          if (Date.now() - startedAt < 1000) await this.sleep(this.timing.backoffInitialMs);
+          if (this.clock.monotonicMs() - startedAt < 1000) await this.sleep(this.timing.backoffInitialMs);
           continue;
         }
         throw ended;
@@ -168,9 +181,7 @@ export class ResilientWatch<T extends KubeObject> {
           continue;
         }
         this.noteFailure(ended.failure ?? reason);
-        const delay = Math.min(backoffMs, this.timing.backoffMaxMs) * (0.5 + Math.random() / 2);
-        backoffMs = Math.min(backoffMs * 2, this.timing.backoffMaxMs);
-        await this.sleep(delay);
+        await this.sleep(backoffDelayMs(failures++, backoff));
       }
     }
   }
@@ -210,12 +221,12 @@ export class ResilientWatch<T extends KubeObject> {
       const finish = (ended: WatchEnded): void => {
         if (settled) return;
         settled = true;
-        clearTimeout(watchdog);
+        this.clock.clearTimeout(watchdog);
         this.current = undefined;
         controller?.abort();
         resolve(ended);
       };
-      const watchdog = setTimeout(() => {
+      const watchdog = this.clock.setTimeout(() => {
         this.log.warn({ deadline_ms: deadlineMs }, 'watch outlived its deadline; relisting');
         finish(new WatchEnded('watchdog', undefined));
       }, deadlineMs);
@@ -295,7 +306,7 @@ export class ResilientWatch<T extends KubeObject> {
 
   private noteFailure(err: unknown): void {
     this.options.metrics.watchFailures.labels(this.options.resource).inc();
-    const now = Date.now();
+    const now = this.clock.now();
     this.failingSince ??= now;
     const broken = this.brokenReason(now);
     if (broken) this.options.metrics.watchUp.labels(this.options.resource).set(0);
@@ -303,29 +314,26 @@ export class ResilientWatch<T extends KubeObject> {
   }
 
   private withDeadline<R>(promise: Promise<R>, ms: number, what: string): Promise<R> {
-    return new Promise<R>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new WatchEnded('watchdog', new Error(`${what} timed out`))), ms);
+    const aborted = new Promise<never>((_, reject) => {
       this.current = { abort: () => reject(new WatchEnded('watchdog', undefined)) };
-      promise.then(
-        (value) => {
-          clearTimeout(timer);
-          resolve(value);
-        },
-        (err: unknown) => {
-          clearTimeout(timer);
-          reject(httpStatusOf(err) === 410 ? new WatchEnded('expired', undefined) : err);
-        },
-      );
-    }).finally(() => {
+    });
+    const outcome = promise.catch((err: unknown) => {
+      throw httpStatusOf(err) === 410 ? new WatchEnded('expired', undefined) : err;
+    });
+    const atDeadline = (): never => {
+      throw new WatchEnded('watchdog', new Error(`${what} timed out`));
+    };
+    return beforeDeadline(Promise.race([outcome, aborted]), ms, atDeadline, this.clock).finally(() => {
       this.current = undefined;
     });
   }
 
   private sleep(ms: number): Promise<void> {
     return new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
+      const clock = this.clock;
+      const timer = clock.setTimeout(done, ms);
       function done(): void {
-        clearTimeout(timer);
+        clock.clearTimeout(timer);
         resolve();
       }
       this.wake = done;

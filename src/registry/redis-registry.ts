@@ -19,6 +19,7 @@ import { RouteCache } from './redis-route-cache.js';
 import type { RedisConnections } from './redis/connections.js';
 import { decodeRedisPeerEvent } from './redis/event-codec.js';
 import type { RedisKeys } from './redis/keys.js';
+import { settledWithin } from '../time/deadline.js';
 import { RedisStore } from './redis/store.js';
 
 /** Thrown by register() while Redis cannot take registrations; the relay refuses the connection. */
@@ -132,12 +133,7 @@ export class RedisRegistry implements PeerRegistry {
     this.#health.start();
     this.#maintenance = setInterval(() => void this.#maintain(), MAINTENANCE_INTERVAL_MS);
     this.#maintenance.unref();
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      this.#resync.firstSync,
-      new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs))),
-    ]);
-    clearTimeout(timer);
+    await settledWithin(this.#resync.firstSync, timeoutMs);
   }
 
   get epoch(): string | undefined {

@@ -107,7 +107,7 @@ async function start(
       enabled: extra.rebalance ?? false,
       policy: { minExcess: 1, maxShedFraction: 1 },
       timing: { intervalMs: 300, cooldownMs: 60_000, shedWindowMs: 5_000 },
-      ...(extra.timers ? { timers: extra.timers } : {}),
+      ...(extra.timers ? { clock: extra.timers } : {}),
     },
     watchTiming: FAST_WATCH,
     leaseTiming: FAST_LEASE,

@@ -103,7 +103,7 @@ describe('Rebalancer loop', () => {
       timing: { intervalMs: 20, cooldownMs: 60, shedWindowMs: 1234 },
       logger: pino({ level: 'silent' }),
       metrics,
-      timers: options.timers,
+      clock: options.timers,
     });
     return { rebalancer, registry };
   };
@@ -172,7 +172,7 @@ describe('Rebalancer loop', () => {
       timing: { intervalMs: 20, cooldownMs: 60_000, shedWindowMs: 1234 },
       logger: pino({ level: 'silent' }),
       metrics: new KubernetesMetrics(registry),
-      timers,
+      clock: timers,
     });
     rebalancer.start();
     // Failed rounds are retried at the interval; the round that sent waits the cooldown.
