@@ -8,7 +8,7 @@ import type { RelayConfig } from './config/relay-config.js';
 import type { KubernetesSettings } from './k8s/k8s-settings.js';
 import type { Logger } from './observability/logger.js';
 import { createHealthServer, createMetricsServer, startEndpoint } from './observability/http-endpoints.js';
-import { RelayMetrics } from './observability/relay-metrics.js';
+import { RelayMetrics } from './relay/relay-metrics.js';
 import type { KubernetesIntegration } from './k8s/kubernetes.js';
 import type { PeerKey } from './protocol/peer-id.js';
 import { MemoryRegistry } from './registry/memory-registry.js';

@@ -1,5 +1,5 @@
 import type { PeerKey } from '../protocol/peer-id.js';
-import { systemClock, type Clock, type TimerHandle } from './clock.js';
+import { systemClock, type Clock, type TimerHandle } from '../time/clock.js';
 
 export interface EarlyMessageBufferOptions {
   /** How long a message waits for its connection to be opened. */

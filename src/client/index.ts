@@ -1,10 +1,11 @@
-export { RelayClient, CLIENT_DEFAULTS, MAX_TRANSPORT_PAYLOAD } from './relay-client.js';
+export { RelayClient } from './relay-client.js';
+export { CLIENT_DEFAULTS, MAX_TRANSPORT_PAYLOAD } from './relay-client-options.js';
 export type {
   RelayClientOptions,
   RelayClientEvents,
   RelayClientState,
   OpenConnOptions,
-} from './relay-client.js';
+} from './relay-client-options.js';
 export { PeerConnection } from './peer-connection.js';
 export type { PeerConnectionCloseReason, PeerConnectionEvents } from './peer-connection.js';
 export { RelayClientError, isRelayClientError } from './relay-client-error.js';
@@ -24,5 +25,5 @@ export type { RelayAuth } from './relay-auth.js';
 export type { PeerIdentity } from './peer-identity.js';
 export { peerIdOf } from './peer-identity.js';
 export { relayWebSocketUrl } from './relay-url.js';
-export type { Clock } from './clock.js';
-export { systemClock } from './clock.js';
+export type { Clock } from '../time/clock.js';
+export { systemClock } from '../time/clock.js';

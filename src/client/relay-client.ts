@@ -7,86 +7,33 @@ import {
   encodePeerLists,
   encodeTransport,
   HEALTH_CHECK_MESSAGE,
-  parseAuthResponse,
-  parsePeerList,
-  readMessageType,
-  transportPeerKey,
 } from '../protocol/codec.js';
-import {
-  MAX_AUTH_RESPONSE_SIZE,
-  MAX_MESSAGE_SIZE,
-  MessageType,
-  TRANSPORT_HEADER_SIZE,
-} from '../protocol/constants.js';
+import { MAX_MESSAGE_SIZE, MessageType, TRANSPORT_HEADER_SIZE } from '../protocol/constants.js';
 import { formatPeerKey, type PeerKey } from '../protocol/peer-id.js';
-import { systemClock, type Clock, type TimerHandle } from './clock.js';
+import { systemClock, type Clock, type TimerHandle } from '../time/clock.js';
 import { EarlyMessageBuffer } from './early-message-buffer.js';
-import { PeerConnection, type PeerConnectionControl } from './peer-connection.js';
+import { OpenConnections, type OpenConnection } from './open-connections.js';
+import { PeerConnection } from './peer-connection.js';
 import { peerIdOf, peerKeyOf, type PeerIdentity } from './peer-identity.js';
-import { tokenFor, type RelayAuth } from './relay-auth.js';
+import { tokenFor } from './relay-auth.js';
 import { RelayClientError } from './relay-client-error.js';
 import { SilenceWatchdog } from './silence-watchdog.js';
+import {
+  CLIENT_DEFAULTS,
+  MAX_TRANSPORT_PAYLOAD,
+  type OpenConnOptions,
+  type RelayClientEvents,
+  type RelayClientOptions,
+  type RelayClientState,
+} from './relay-client-options.js';
 import { relayWebSocketUrl } from './relay-url.js';
-
-/** NetBird's client timings; every one may be shortened for tests. */
-export const CLIENT_DEFAULTS = {
-  connectTimeoutMs: 30_000,
-  authTimeoutMs: 8_000,
-  healthCheckTimeoutMs: 35_000,
-  openTimeoutMs: 30_000,
-  earlyMessageTtlMs: 5_000,
-  earlyMessageCapacity: 10_000,
-} as const;
-
-/** Largest payload one transport message can carry. */
-export const MAX_TRANSPORT_PAYLOAD = MAX_MESSAGE_SIZE - TRANSPORT_HEADER_SIZE;
-
-export interface RelayClientOptions {
-  /** rel://host:port or rels://host:port */
-  url: string;
-  /** This client's own identity (identifier string or 36-byte peer ID). */
-  peer: PeerIdentity;
-  auth: RelayAuth;
-  connectTimeoutMs?: number;
-  /** How long to wait for the auth response after sending auth. */
-  authTimeoutMs?: number;
-  /** A server that sends no health check for this long is dropped. */
-  healthCheckTimeoutMs?: number;
-  /** Default wait for a peer to come online in openConn. */
-  openTimeoutMs?: number;
-  earlyMessageTtlMs?: number;
-  earlyMessageCapacity?: number;
-  /** TLS settings for rels:// (e.g. a test CA). */
-  tls?: { ca?: string | Buffer; rejectUnauthorized?: boolean; servername?: string };
-  clock?: Clock;
-  logger?: Logger;
-}
-
-export interface OpenConnOptions {
-  /** How long to wait for the peer to be online (default 30 s). */
-  timeoutMs?: number;
-  signal?: AbortSignal;
-}
-
-export type RelayClientState = 'idle' | 'connecting' | 'connected' | 'disconnected' | 'closed';
-
-export interface RelayClientEvents {
-  /** The session ended; `error` says why, undefined when close() was called. */
-  disconnected: [error: RelayClientError | undefined];
-  /** A peer with no open connection sent a message; it is kept briefly for a later openConn. */
-  earlyMessage: [peer: PeerKey];
-}
-
-interface PendingOpen {
-  resolve(): void;
-  reject(error: RelayClientError): void;
-}
-
-interface OpenConnection {
-  connection: PeerConnection;
-  control: PeerConnectionControl;
-  pending?: PendingOpen;
-}
+import {
+  describeClose,
+  describeRefusedUpgrade,
+  describeSocketError,
+  readAuthResponse,
+  readSessionMessage,
+} from './server-messages.js';
 
 /** One authenticated WebSocket and everything that lives exactly as long as it. */
 interface Session {
@@ -95,7 +42,11 @@ interface Session {
   instanceUrl?: string;
   /** Set by the first error seen, reported when the socket closes. */
   failure?: RelayClientError;
-  handshake?: { resolve(url: string): void; reject(error: RelayClientError): void; timer: TimerHandle };
+  handshake?: {
+    resolve(url: string): void;
+    reject(error: RelayClientError): void;
+    timer: TimerHandle | undefined;
+  };
 }
 
 const silentLogger = pino({ level: 'silent' });
@@ -114,7 +65,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   readonly #options: RelayClientOptions;
   readonly #clock: Clock;
   readonly #logger: Logger;
-  readonly #connections = new Map<PeerKey, OpenConnection>();
+  readonly #connections = new OpenConnections();
   readonly #earlyMessages: EarlyMessageBuffer;
   #session: Session | undefined;
   #state: RelayClientState = 'idle';
@@ -198,15 +149,11 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     });
     ws.on('open', () => this.#onOpen(session));
     ws.on('message', (data, isBinary) => this.#onMessage(session, data as Buffer, isBinary));
-    ws.on('error', (err) => this.#recordFailure(session, describeSocketError(err, session)));
+    ws.on('error', (err) =>
+      this.#recordFailure(session, describeSocketError(err, session.instanceUrl !== undefined)),
+    );
     ws.on('unexpected-response', (_req, res) => {
-      this.#recordFailure(
-        session,
-        new RelayClientError(
-          'connect_failed',
-          `relay answered HTTP ${res.statusCode} instead of a WebSocket upgrade`,
-        ),
-      );
+      this.#recordFailure(session, describeRefusedUpgrade(res.statusCode));
       ws.terminate();
     });
     ws.on('close', (code) => this.#onSocketClosed(session, code));
@@ -244,7 +191,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       close: () => this.#closeByOwner(entry),
     });
     const entry: OpenConnection = { connection, control };
-    this.#connections.set(key, entry);
+    this.#connections.add(entry);
     const early = this.#earlyMessages.take(key);
     if (early) control.deliver(early);
 
@@ -337,168 +284,74 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   }
 
   #onAuthResponse(session: Session, data: Buffer): void {
-    const type = readMessageType(data);
-    if (!type.ok) {
-      this.#fail(
-        session,
-        new RelayClientError('malformed_message', `relay sent a bad first message (${type.violation})`),
-      );
-      return;
-    }
-    if (type.value !== MessageType.AuthResponse) {
-      this.#fail(
-        session,
-        new RelayClientError(
-          'unexpected_first_message',
-          `relay sent message type ${type.value} before the auth response`,
-        ),
-      );
-      return;
-    }
-    if (data.length > MAX_AUTH_RESPONSE_SIZE) {
-      this.#fail(
-        session,
-        new RelayClientError(
-          'oversize_message',
-          `auth response of ${data.length} bytes exceeds ${MAX_AUTH_RESPONSE_SIZE}`,
-        ),
-      );
-      return;
-    }
-    const parsed = parseAuthResponse(data);
-    if (!parsed.ok) {
-      this.#fail(
-        session,
-        new RelayClientError('malformed_message', `bad auth response (${parsed.violation})`),
-      );
+    const instanceUrl = readAuthResponse(data);
+    if (instanceUrl instanceof RelayClientError) {
+      this.#fail(session, instanceUrl);
       return;
     }
     const handshake = session.handshake;
     session.handshake = undefined;
     if (!handshake) return;
     this.#clock.clearTimeout(handshake.timer);
-    session.instanceUrl = parsed.value;
+    session.instanceUrl = instanceUrl;
     this.#state = 'connected';
     session.watchdog.feed();
-    handshake.resolve(parsed.value);
+    handshake.resolve(instanceUrl);
   }
 
   #onSessionMessage(session: Session, data: Buffer): void {
-    const type = readMessageType(data);
-    if (!type.ok) {
-      this.#fail(
-        session,
-        new RelayClientError('malformed_message', `relay sent a bad message (${type.violation})`),
-      );
+    const message = readSessionMessage(data, this.url);
+    if (message instanceof RelayClientError) {
+      this.#fail(session, message);
       return;
     }
-    switch (type.value) {
+    switch (message.type) {
       case MessageType.HealthCheck:
         session.ws.send(HEALTH_CHECK_MESSAGE);
         session.watchdog.feed();
         return;
       case MessageType.Transport:
-        this.#onTransport(session, data);
+        this.#onTransport(message.sender, data);
         return;
       case MessageType.PeersOnline:
-      case MessageType.PeersWentOffline: {
-        const peers = parsePeerList(data);
-        if (!peers.ok) {
-          this.#fail(
-            session,
-            new RelayClientError('malformed_message', `bad peer list (${peers.violation})`),
-          );
-          return;
-        }
-        if (type.value === MessageType.PeersOnline) this.#onPeersOnline(peers.value);
-        else this.#onPeersWentOffline(peers.value);
+        this.#onPeersOnline(message.peers);
         return;
-      }
-      case MessageType.Close:
-        this.#fail(session, new RelayClientError('closed_by_server', `relay ${this.url} closed the session`));
-        return;
-      default:
-        this.#fail(
-          session,
-          new RelayClientError(
-            'malformed_message',
-            `relay sent message type ${type.value}, which servers never send`,
-          ),
-        );
+      case MessageType.PeersWentOffline:
+        this.#onPeersWentOffline(message.peers);
     }
   }
 
-  #onTransport(session: Session, data: Buffer): void {
-    const sender = transportPeerKey(data);
-    if (!sender.ok) {
-      this.#fail(
-        session,
-        new RelayClientError('malformed_message', `bad transport message (${sender.violation})`),
-      );
-      return;
-    }
+  #onTransport(sender: PeerKey, data: Buffer): void {
     const payload = data.subarray(TRANSPORT_HEADER_SIZE);
-    const entry = this.#connections.get(sender.value);
+    const entry = this.#connections.get(sender);
     if (entry) entry.control.deliver(payload);
-    else if (this.#earlyMessages.put(sender.value, payload)) this.emit('earlyMessage', sender.value);
-    else
-      this.#logger.warn(
-        { peer_id: formatPeerKey(sender.value) },
-        'early message buffer full, message dropped',
-      );
+    else if (this.#earlyMessages.put(sender, payload)) this.emit('earlyMessage', sender);
+    else this.#logger.warn({ peer_id: formatPeerKey(sender) }, 'early message buffer full, message dropped');
   }
 
   #onPeersOnline(peers: PeerKey[]): void {
-    for (const key of peers) {
-      const entry = this.#connections.get(key);
-      const pending = entry?.pending;
-      if (!entry || !pending) continue;
-      entry.pending = undefined;
-      pending.resolve();
-    }
+    this.#connections.markOnline(peers);
   }
 
   #onPeersWentOffline(peers: PeerKey[]): void {
-    const closed: PeerKey[] = [];
-    for (const key of peers) {
-      const entry = this.#connections.get(key);
-      if (!entry) continue;
-      this.#connections.delete(key);
-      closed.push(key);
-      this.#logger.debug({ peer_id: formatPeerKey(key) }, 'peer went offline, connection closed');
-      entry.pending?.reject(new RelayClientError('peer_offline', `peer ${formatPeerKey(key)} went offline`));
-      entry.pending = undefined;
-      entry.control.markClosed('peer_offline');
-    }
+    const closed = this.#connections.closeOffline(peers, (key) =>
+      this.#logger.debug({ peer_id: formatPeerKey(key) }, 'peer went offline, connection closed'),
+    );
     if (closed.length > 0) this.#sendPeerList(MessageType.UnsubscribePeerState, closed);
   }
 
   #failOpen(entry: OpenConnection, error: RelayClientError): void {
-    const pending = entry.pending;
-    if (!pending || this.#connections.get(entry.connection.peerKey) !== entry) return;
-    this.#connections.delete(entry.connection.peerKey);
-    entry.pending = undefined;
-    this.#sendPeerList(MessageType.UnsubscribePeerState, [entry.connection.peerKey]);
-    entry.control.markClosed('open_failed');
-    pending.reject(error);
+    if (this.#connections.failOpen(entry, error))
+      this.#sendPeerList(MessageType.UnsubscribePeerState, [entry.connection.peerKey]);
   }
 
   #closeByOwner(entry: OpenConnection): void {
-    if (this.#connections.get(entry.connection.peerKey) !== entry) return;
-    this.#connections.delete(entry.connection.peerKey);
-    this.#sendPeerList(MessageType.UnsubscribePeerState, [entry.connection.peerKey]);
-    entry.pending?.reject(
-      new RelayClientError(
-        'connection_closed',
-        `connection to ${entry.connection.peerName} was closed while opening`,
-      ),
-    );
-    entry.pending = undefined;
-    entry.control.markClosed('closed_by_owner');
+    if (this.#connections.closeByOwner(entry))
+      this.#sendPeerList(MessageType.UnsubscribePeerState, [entry.connection.peerKey]);
   }
 
   #sendTransport(entry: OpenConnection, payload: Buffer): void {
-    if (entry.connection.isClosed || this.#connections.get(entry.connection.peerKey) !== entry) {
+    if (entry.connection.isClosed || !this.#connections.holds(entry)) {
       throw new RelayClientError('connection_closed', `connection to ${entry.connection.peerName} is closed`);
     }
     if (payload.length > MAX_TRANSPORT_PAYLOAD) {
@@ -527,15 +380,10 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   }
 
   #onSocketClosed(session: Session, code: number): void {
-    const error =
-      session.failure ??
-      (session.handshake
-        ? new RelayClientError(
-            'auth_rejected',
-            `relay ${this.url} closed the connection before the auth response (code ${code}); is the token valid?`,
-          )
-        : new RelayClientError('connection_lost', `connection to relay ${this.url} closed (code ${code})`));
-    this.#endSession(session, error);
+    this.#endSession(
+      session,
+      session.failure ?? describeClose(code, session.handshake !== undefined, this.url),
+    );
   }
 
   #endSession(session: Session, error: RelayClientError | undefined): void {
@@ -553,41 +401,11 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     if (this.#state !== 'closed') this.#state = 'disconnected';
     session.watchdog.stop();
     this.#earlyMessages.clear();
-    const entries = [...this.#connections.values()];
-    this.#connections.clear();
-    for (const entry of entries) {
-      entry.pending?.reject(
-        new RelayClientError(
-          error ? 'not_connected' : 'client_closed',
-          `relay session ended while opening ${entry.connection.peerName}`,
-        ),
-      );
-      entry.pending = undefined;
-      entry.control.markClosed('relay_disconnected');
-    }
+    this.#connections.endAll(error ? 'not_connected' : 'client_closed');
     if (session.ws.readyState !== WebSocket.CLOSED && error) session.ws.terminate();
     if (wasConnected) {
       if (error) this.#logger.info({ code: error.code, reason: error.message }, 'relay session ended');
       this.emit('disconnected', error);
     }
   }
-}
-
-function describeSocketError(err: Error & { code?: string }, session: Session): RelayClientError {
-  if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
-    return new RelayClientError(
-      'oversize_message',
-      `relay sent a message larger than ${MAX_MESSAGE_SIZE} bytes`,
-      {
-        cause: err,
-      },
-    );
-  }
-  if (err.code?.startsWith('WS_ERR_')) {
-    return new RelayClientError('malformed_message', `relay broke the WebSocket protocol: ${err.message}`, {
-      cause: err,
-    });
-  }
-  const phase = session.instanceUrl === undefined ? 'connect_failed' : 'connection_lost';
-  return new RelayClientError(phase, `relay socket error: ${err.message}`, { cause: err });
 }

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { pino, type Logger } from 'pino';
-import { systemClock, type Clock, type TimerHandle } from './clock.js';
+import { systemClock, type Clock, type TimerHandle } from '../time/clock.js';
 import type { PeerConnection } from './peer-connection.js';
 import type { PeerIdentity } from './peer-identity.js';
 import {
@@ -9,7 +9,8 @@ import {
   type ReconnectBackoffOptions,
 } from './reconnect-backoff.js';
 import type { RelayAuth } from './relay-auth.js';
-import { RelayClient, type OpenConnOptions, type RelayClientOptions } from './relay-client.js';
+import { RelayClient } from './relay-client.js';
+import type { OpenConnOptions, RelayClientOptions } from './relay-client-options.js';
 import { RelayClientError } from './relay-client-error.js';
 import { resolveManagerTuning, type ManagerTuning } from './relay-manager-options.js';
 import { relayWebSocketUrl } from './relay-url.js';

@@ -1,4 +1,4 @@
-import { systemClock, type Clock, type TimerHandle } from './clock.js';
+import { systemClock, type Clock, type TimerHandle } from '../time/clock.js';
 
 /**
  * Calls `onSilence` once when `feed()` has not been called for `timeoutMs`.

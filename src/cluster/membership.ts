@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { MemberRecord } from '../registry/redis/member-codec.js';
 import type { RedisStore } from '../registry/redis/store.js';
 import type { ClusterMetrics } from './cluster-metrics.js';
-import { systemClock, type Clock, type TimerHandle } from '../time/clock.js';
+import { backgroundClock, type Clock, type TimerHandle } from '../time/clock.js';
 import type { Reaper } from './reaper.js';
 
 /** A live instance as its heartbeat describes it. */
@@ -97,7 +97,7 @@ export class Membership {
     this.#onMembers = options.onMembers;
     this.#onExpired = options.onExpired ?? (() => {});
     this.#timing = options.timing ?? DEFAULT_MEMBERSHIP_TIMING;
-    this.#clock = options.clock ?? systemClock;
+    this.#clock = options.clock ?? backgroundClock;
   }
 
   /** Beats once (best effort), then keeps beating and reaping in the background. */

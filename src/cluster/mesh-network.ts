@@ -6,7 +6,7 @@ import type { ClusterMetrics } from './cluster-metrics.js';
 import type { MeshShedRequest } from './mesh-frame.js';
 import { DEFAULT_MESH_LIMITS, MeshLink, type MeshLinkContext, type MeshLimits } from './mesh-link.js';
 import type { MemberInfo } from './membership.js';
-import { systemClock, type Clock } from '../time/clock.js';
+import { backgroundClock, type Clock } from '../time/clock.js';
 
 /** A link accepted from an instance we never saw in Redis is dropped after this long. */
 const UNKNOWN_INSTANCE_GRACE_MS = 10_000;
@@ -57,7 +57,7 @@ export class MeshNetwork implements RemoteDelivery {
       metrics: options.metrics,
       logger: options.logger,
       limits: { ...DEFAULT_MESH_LIMITS, ...options.limits },
-      clock: options.clock ?? systemClock,
+      clock: options.clock ?? backgroundClock,
     };
   }
 

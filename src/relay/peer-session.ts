@@ -13,12 +13,8 @@ import { HEADER_SIZE, MAX_MESSAGE_SIZE, MessageType, TRANSPORT_HEADER_SIZE } fro
 import { LastPeerKey } from '../protocol/last-peer-key.js';
 import { formatPeerKey, peerKeyFromBytes, type PeerKey } from '../protocol/peer-id.js';
 import type { Logger } from '../observability/logger.js';
-import type {
-  HandshakeFailure,
-  RelayMetrics,
-  SessionCloseReason,
-  WsFrameError,
-} from '../observability/relay-metrics.js';
+import type { RelayMetrics } from './relay-metrics.js';
+import type { HandshakeFailure, SessionCloseReason, WsFrameError } from './relay-vocabulary.js';
 import type { Registration } from '../registry/peer-registry.js';
 import { SendQueue, type SendQueueLimits } from './send-queue.js';
 import type { WriteBatcher } from './write-batcher.js';

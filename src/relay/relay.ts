@@ -2,7 +2,8 @@ import { encodeAuthResponse, encodePeerLists, rewriteTransportPeer } from '../pr
 import { MessageType } from '../protocol/constants.js';
 import { formatPeerKey, type PeerKey } from '../protocol/peer-id.js';
 import type { Logger } from '../observability/logger.js';
-import type { RelayMetrics, SessionCloseReason } from '../observability/relay-metrics.js';
+import type { RelayMetrics } from './relay-metrics.js';
+import type { SessionCloseReason } from './relay-vocabulary.js';
 import type { PeerEvent, PeerRegistry } from '../registry/peer-registry.js';
 import { KeyedSerializer } from './keyed-serializer.js';
 import { PeerInterest } from './peer-interest.js';

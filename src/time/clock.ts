@@ -16,12 +16,19 @@ export interface Clock {
   clearInterval(handle: TimerHandle | undefined): void;
 }
 
-// Timers never keep the process alive on their own: the listeners do.
+/** The process's clock. Globals are looked up at call time, so vitest's fake timers apply too. */
 export const systemClock: Clock = {
   now: () => Date.now(),
   monotonicMs: () => performance.now(),
-  setTimeout: (callback, delayMs) => setTimeout(callback, delayMs).unref() as unknown as TimerHandle,
+  setTimeout: (callback, delayMs) => setTimeout(callback, delayMs) as unknown as TimerHandle,
   clearTimeout: (handle) => clearTimeout(handle as unknown as NodeJS.Timeout | undefined),
-  setInterval: (callback, intervalMs) => setInterval(callback, intervalMs).unref() as unknown as TimerHandle,
+  setInterval: (callback, intervalMs) => setInterval(callback, intervalMs) as unknown as TimerHandle,
   clearInterval: (handle) => clearInterval(handle as unknown as NodeJS.Timeout | undefined),
+};
+
+/** The same clock for housekeeping (heartbeats, redials, keepalives): its timers never keep the process alive. */
+export const backgroundClock: Clock = {
+  ...systemClock,
+  setTimeout: (callback, delayMs) => setTimeout(callback, delayMs).unref() as unknown as TimerHandle,
+  setInterval: (callback, intervalMs) => setInterval(callback, intervalMs).unref() as unknown as TimerHandle,
 };

@@ -1,11 +1,8 @@
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  RelayClient,
-  MAX_TRANSPORT_PAYLOAD,
-  type RelayClientOptions,
-} from '../../src/client/relay-client.js';
+import { RelayClient } from '../../src/client/relay-client.js';
+import { MAX_TRANSPORT_PAYLOAD, type RelayClientOptions } from '../../src/client/relay-client-options.js';
 import { generateToken } from '../../src/auth/hmac-token.js';
 import { startInProcessRelay, TEST_SECRET, type InProcessRelay } from '../support/in-process-relay.js';
 import { createSelfSignedCert, type SelfSignedCert } from '../support/self-signed-cert.js';

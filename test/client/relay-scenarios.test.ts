@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PeerConnection } from '../../src/client/peer-connection.js';
-import { RelayClient, type RelayClientOptions } from '../../src/client/relay-client.js';
+import { RelayClient } from '../../src/client/relay-client.js';
+import type { RelayClientOptions } from '../../src/client/relay-client-options.js';
 import { isRelayClientError } from '../../src/client/relay-client-error.js';
 import { closeReasonWithin, nextPayload } from './support/peer-connection-helpers.js';
 import {

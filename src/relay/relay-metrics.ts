@@ -1,46 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { ProtocolViolation } from '../protocol/codec.js';
-
-export type HandshakeFailure =
-  | ProtocolViolation
-  | 'timeout'
-  | 'malformed_token'
-  | 'unknown_algorithm'
-  | 'bad_signature'
-  | 'expired_token'
-  | 'text_frame'
-  | 'registry_unavailable'
-  | 'draining'
-  | 'socket_error'
-  | WsFrameError;
-
-/** Frames ws refuses on its own (its error codes mapped in the session). */
-export type WsFrameError =
-  | 'ws_compressed_frame'
-  | 'ws_reserved_bits'
-  | 'ws_unmasked_frame'
-  | 'ws_invalid_opcode'
-  | 'ws_fragmented_control'
-  | 'ws_control_too_long'
-  | 'ws_invalid_close'
-  | 'ws_invalid_utf8';
-
-export type MessageDropReason = 'queue_full' | 'session_closed' | 'unknown_peer' | 'not_routable';
-
-export type SessionCloseReason =
-  | ProtocolViolation
-  | 'client_close'
-  | 'socket_closed'
-  | 'health_check_timeout'
-  | 'replaced'
-  | 'superseded'
-  | 'registration_lost'
-  | 'control_overflow'
-  | 'subscription_limit'
-  | 'text_frame'
-  | 'drain'
-  | 'rebalance'
-  | WsFrameError;
+import type { MessageDropReason } from './relay-vocabulary.js';
 
 /** Seconds without transport traffic after which a peer counts as idle (NetBird uses the same split). */
 export const IDLE_AFTER_MS = 60_000;

@@ -1,0 +1,46 @@
+import type { ProtocolViolation } from '../protocol/codec.js';
+
+// The relay's closed sets of outcomes: why a handshake failed, why a session
+// closed, why a message was dropped. Each is a metric label (snake_case) and
+// part of what the relay promises operators, so a new member is a README change.
+
+export type HandshakeFailure =
+  | ProtocolViolation
+  | 'timeout'
+  | 'malformed_token'
+  | 'unknown_algorithm'
+  | 'bad_signature'
+  | 'expired_token'
+  | 'text_frame'
+  | 'registry_unavailable'
+  | 'draining'
+  | 'socket_error'
+  | WsFrameError;
+
+/** Frames ws refuses on its own (its error codes mapped in the session). */
+export type WsFrameError =
+  | 'ws_compressed_frame'
+  | 'ws_reserved_bits'
+  | 'ws_unmasked_frame'
+  | 'ws_invalid_opcode'
+  | 'ws_fragmented_control'
+  | 'ws_control_too_long'
+  | 'ws_invalid_close'
+  | 'ws_invalid_utf8';
+
+export type MessageDropReason = 'queue_full' | 'session_closed' | 'unknown_peer' | 'not_routable';
+
+export type SessionCloseReason =
+  | ProtocolViolation
+  | 'client_close'
+  | 'socket_closed'
+  | 'health_check_timeout'
+  | 'replaced'
+  | 'superseded'
+  | 'registration_lost'
+  | 'control_overflow'
+  | 'subscription_limit'
+  | 'text_frame'
+  | 'drain'
+  | 'rebalance'
+  | WsFrameError;
