@@ -55,7 +55,7 @@ async function runRelay(args: string[]): Promise<void> {
     try {
       running.reloadLimits();
     } catch (err) {
-      logger.error({ err: (err as Error).message }, 'limits not reloaded; keeping the old ones');
+      logger.error({ err }, 'limits not reloaded; keeping the old ones');
     }
   });
   process.on('SIGTERM', onSignal);

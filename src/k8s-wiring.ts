@@ -40,7 +40,7 @@ export function startClusterOnK8s(options: ClusterOnKubernetesOptions): Promise<
       onPodDeleted: (podName) => {
         node.reapPod(podName).catch((err: unknown) => {
           // The heartbeat expiry reaps it anyway, a little later.
-          logger.warn({ err: String(err), pod: podName }, 'reaping a deleted pod failed');
+          logger.warn({ err, pod: podName }, 'reaping a deleted pod failed');
         });
       },
       // The k8s layer leaves out pods out of rotation (see k8s/rotation.ts).

@@ -46,7 +46,7 @@ interface Backend {
   readonly registry: PeerRegistry;
   readonly remote?: RemoteDelivery;
   readonly node?: ClusterNode;
-  readiness(): string | undefined;
+  notReadyReason(): string | undefined;
   close(): Promise<void>;
 }
 
@@ -66,7 +66,7 @@ async function createBackend(
     const registry = new MemoryRegistry({
       onListenerError: (err) => logger.error({ err }, 'peer event listener failed'),
     });
-    return { registry, readiness: () => undefined, close: () => registry.close() };
+    return { registry, notReadyReason: () => undefined, close: () => registry.close() };
   }
   const { startClusterNode } = await import('./cluster/cluster-node.js');
   const node = await startClusterNode({
@@ -80,7 +80,7 @@ async function createBackend(
     registry: node.registry,
     remote: node.remote,
     node,
-    readiness: () => node.readiness(),
+    notReadyReason: () => node.notReadyReason(),
     close: () => node.close(),
   };
 }
@@ -147,10 +147,10 @@ export async function startRelay(
   });
 
   let draining = false;
-  const readiness = (): string | undefined => {
+  const notReadyReason = (): string | undefined => {
     if (draining) return 'draining';
     if (!listener.accepting) return 'relay listener not accepting';
-    return backend.readiness();
+    return backend.notReadyReason();
   };
 
   const relayAddress = await listener.start();
@@ -187,8 +187,8 @@ export async function startRelay(
   // A broken API watch is reported, not made a reason to refuse peers: the data path does not need
   // the API, and every pod would go unready at once during an API server outage.
   const healthServer = createHealthServer(
-    readiness,
-    () => k8s?.readiness(),
+    notReadyReason,
+    () => k8s?.notReadyReason(),
     (reason) => relayMetrics.httpRefusals.labels('health', reason).inc(),
   );
   const healthAddress = await startEndpoint(healthServer, config.healthListen);

@@ -150,7 +150,10 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     ws.on('open', () => this.#onOpen(session));
     ws.on('message', (data, isBinary) => this.#onMessage(session, data as Buffer, isBinary));
     ws.on('error', (err) =>
-      this.#recordFailure(session, describeSocketError(err, session.instanceUrl !== undefined)),
+      this.#recordFailure(
+        session,
+        describeSocketError(err, { established: session.instanceUrl !== undefined }),
+      ),
     );
     ws.on('unexpected-response', (_req, res) => {
       this.#recordFailure(session, describeRefusedUpgrade(res.statusCode));
@@ -382,7 +385,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   #onSocketClosed(session: Session, code: number): void {
     this.#endSession(
       session,
-      session.failure ?? describeClose(code, session.handshake !== undefined, this.url),
+      session.failure ?? describeClose(code, this.url, { duringHandshake: session.handshake !== undefined }),
     );
   }
 

@@ -67,7 +67,10 @@ export function readSessionMessage(data: Buffer, relayUrl: string): SessionMessa
 }
 
 /** A socket error, by what it says about the relay: too large, broken protocol, or a lost connection. */
-export function describeSocketError(err: Error & { code?: string }, established: boolean): RelayClientError {
+export function describeSocketError(
+  err: Error & { code?: string },
+  { established }: { established: boolean },
+): RelayClientError {
   if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
     return new RelayClientError(
       'oversize_message',
@@ -87,7 +90,11 @@ export function describeSocketError(err: Error & { code?: string }, established:
 }
 
 /** The relay closed the socket without an error of ours: before the auth response it refused the token. */
-export function describeClose(code: number, duringHandshake: boolean, relayUrl: string): RelayClientError {
+export function describeClose(
+  code: number,
+  relayUrl: string,
+  { duringHandshake }: { duringHandshake: boolean },
+): RelayClientError {
   return duringHandshake
     ? new RelayClientError(
         'auth_rejected',

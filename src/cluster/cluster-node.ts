@@ -12,7 +12,7 @@ import type { RemoteDelivery } from '../relay/remote-delivery.js';
 import { ClusterMetrics } from './cluster-metrics.js';
 import { DEFAULT_MEMBERSHIP_TIMING, Membership, type MembershipTiming } from './membership.js';
 import type { MeshShedRequest } from './mesh-frame.js';
-import { DEFAULT_MESH_LIMITS, type MeshLimits } from './mesh-link.js';
+import { DEFAULT_MESH_LIMITS, type MeshLimits } from './mesh-link-options.js';
 import { MeshNetwork } from './mesh-network.js';
 import { MeshServer } from './mesh-server.js';
 import { Reaper } from './reaper.js';
@@ -21,9 +21,8 @@ export interface ClusterNode {
   readonly instanceId: string;
   readonly registry: PeerRegistry;
   readonly remote: RemoteDelivery;
-  isReady(): boolean;
-  /** Reason when not ready. */
-  readiness(): string | undefined;
+  /** Why this pod is not ready, or undefined when it is. */
+  notReadyReason(): string | undefined;
   /** Live instances with their pod names and the peers each holds (zeros included), from Redis. */
   peersByInstance(): Promise<InstancePeers[]>;
   /** The pod is gone from the Kubernetes API: its instances are reaped now. Resolves with the sessions removed. */
@@ -70,7 +69,9 @@ export interface ClusterNodeInternals extends ClusterNode {
 export async function startClusterNode(options: ClusterNodeOptions): Promise<ClusterNodeInternals> {
   const { cluster } = options;
   const instanceId = randomUUID();
-  const logger = options.logger.child({ component: 'cluster', instance: instanceId, pod: cluster.podName });
+  // Every part names its own component once: children of a logger with a component would repeat the key.
+  const podLogger = options.logger.child({ instance: instanceId, pod: cluster.podName });
+  const logger = podLogger.child({ component: 'cluster' });
   const keys = new RedisKeys(cluster.redis.keyPrefix);
   const connections = createRedisConnections(cluster.redis, `nb-cluster-relay:${cluster.podName}`);
   const clusterMetrics = new ClusterMetrics(options.metrics);
@@ -78,7 +79,7 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Clu
     connections,
     keys,
     instanceId,
-    logger: logger.child({ component: 'registry' }),
+    logger: podLogger.child({ component: 'registry' }),
     metrics: new RedisRegistryMetrics(options.metrics),
   });
   const limits = { ...DEFAULT_MESH_LIMITS, ...options.meshLimits };
@@ -92,7 +93,7 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Clu
       options.onShedRequest?.(request);
     },
     metrics: clusterMetrics,
-    logger: logger.child({ component: 'mesh' }),
+    logger: podLogger.child({ component: 'mesh' }),
     limits,
     onUnknownInstance: () => void membership.beat(),
   });
@@ -102,7 +103,7 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Clu
     instanceId,
     maxPayload: limits.maxPayload,
     metrics: clusterMetrics,
-    logger: logger.child({ component: 'mesh' }),
+    logger: podLogger.child({ component: 'mesh' }),
     accept: (socket, from) => mesh.accept(socket, from),
   });
   const meshPort = await server.start();
@@ -112,7 +113,7 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Clu
     store: registry.store,
     instanceId,
     expiryMs: timing.expiryMs,
-    logger,
+    logger: podLogger.child({ component: 'reaper' }),
     metrics: clusterMetrics,
   });
   const membership = new Membership({
@@ -122,7 +123,7 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Clu
     podName: cluster.podName,
     registry,
     reaper,
-    logger,
+    logger: podLogger.child({ component: 'membership' }),
     metrics: clusterMetrics,
     onMembers: (members) => mesh.updateMembers(members),
     onExpired: (instance) => mesh.forget(instance),
@@ -136,8 +137,8 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Clu
   );
 
   let closed = false;
-  const readiness = (): string | undefined =>
-    closed ? 'closed' : (registry.unhealthyReason() ?? membership.unhealthyReason());
+  const notReadyReason = (): string | undefined =>
+    closed ? 'closed' : (registry.notReadyReason() ?? membership.notReadyReason());
   return {
     instanceId,
     registry,
@@ -146,8 +147,7 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Clu
     mesh,
     membership,
     meshPort,
-    isReady: () => readiness() === undefined,
-    readiness,
+    notReadyReason,
     async peersByInstance() {
       const counts = await membership.peerCounts();
       const members = membership.members;
@@ -180,7 +180,7 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Clu
       await membership.close();
       // Whatever the relay did not unregister goes now (announced offline), and we leave the member list.
       await reaper.reap(instanceId, 'shutdown').catch((err: unknown) => {
-        logger.warn({ err: String(err) }, 'could not remove this instance from redis on shutdown');
+        logger.warn({ err }, 'could not remove this instance from redis on shutdown');
       });
       mesh.close();
       await server.close();

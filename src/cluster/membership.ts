@@ -28,7 +28,7 @@ export type MembershipStore = Pick<RedisStore, 'heartbeat' | 'expiredMembers' | 
 
 /** Told what each beat read: the data set's epoch, and whether another pod had reaped us. */
 export interface HeartbeatObserver {
-  noteHeartbeat(epoch: string, membershipLost: boolean): void;
+  noteHeartbeat(epoch: string, { membershipLost }: { membershipLost: boolean }): void;
 }
 
 /**
@@ -126,7 +126,7 @@ export class Membership {
     return found;
   }
 
-  unhealthyReason(): string | undefined {
+  notReadyReason(): string | undefined {
     if (this.#clock.now() - this.#lastBeatAt > this.#timing.expiryMs) return 'heartbeat not written';
     return undefined;
   }
@@ -142,19 +142,19 @@ export class Membership {
       );
       this.#lastBeatAt = this.#clock.now();
       this.#beatingSince ??= this.#lastBeatAt;
-      this.#registry.noteHeartbeat(epoch, this.#beaten && !wasMember);
+      this.#registry.noteHeartbeat(epoch, { membershipLost: this.#beaten && !wasMember });
       this.#beaten = true;
       this.#setMembers(members);
       if (predecessor) {
         this.#logger.info({ predecessor }, 'reaping the previous process of this pod');
         void this.#reaper.reap(predecessor, 'predecessor').catch((err: unknown) => {
-          this.#logger.warn({ err: String(err), predecessor }, 'reaping the predecessor failed');
+          this.#logger.warn({ err, predecessor }, 'reaping the predecessor failed');
         });
       }
     } catch (err) {
       this.#beatingSince = undefined;
       this.#metrics.heartbeatFailures.inc();
-      this.#logger.debug({ err: String(err) }, 'heartbeat failed');
+      this.#logger.debug({ err }, 'heartbeat failed');
     } finally {
       this.#beatRunning = false;
     }
@@ -190,7 +190,7 @@ export class Membership {
       // Let the mesh drop links to the dead at once rather than at the next beat.
       await this.beat();
     } catch (err) {
-      this.#logger.debug({ err: String(err) }, 'looking for dead instances failed');
+      this.#logger.debug({ err }, 'looking for dead instances failed');
     } finally {
       this.#reapRunning = false;
     }

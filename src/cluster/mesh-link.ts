@@ -1,8 +1,7 @@
-import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import { LastPeerKey } from '../protocol/last-peer-key.js';
 import type { PeerKey } from '../protocol/peer-id.js';
-import type { ClusterMetrics } from './cluster-metrics.js';
+import type { MeshLinkContext } from './mesh-link-options.js';
 import { MESH_HEADER, MESH_PATH, dialHeaders, isValidAcceptProof } from './mesh-auth.js';
 import { MAX_MESSAGE_SIZE, PEER_ID_SIZE } from '../protocol/constants.js';
 import {
@@ -18,43 +17,7 @@ import {
 } from './mesh-frame.js';
 import { MeshFairQueue } from './mesh-fair-queue.js';
 import { backoffDelayMs } from '../time/backoff.js';
-import type { Clock, TimerHandle } from '../time/clock.js';
-
-/** What every link of this instance shares. */
-export interface MeshLinkContext {
-  readonly localInstance: string;
-  readonly secret: string;
-  /** Hands a forwarded message to a local session; false when the peer is not here. */
-  readonly deliverLocal: (peer: PeerKey, message: Buffer) => boolean;
-  /** The other instance said `peer` is not there: our route is stale. */
-  readonly onNotHere: (peer: PeerKey, instance: string) => void;
-  /** Another instance (the rebalancing leader) asks this one to shed peers. */
-  readonly onShedRequest: (request: MeshShedRequest, fromInstance: string) => void;
-  readonly onLinkStateChange: () => void;
-  readonly metrics: ClusterMetrics;
-  readonly logger: Logger;
-  readonly limits: MeshLimits;
-  readonly clock: Clock;
-}
-
-export interface MeshLimits {
-  /**
-   * Messages a link queues while it is down or busy. When full, the flow
-   * (destination peer) holding more than its share loses its oldest.
-   */
-  queueMessages: number;
-  queueBytes: number;
-  /** A batch stops growing at this size (one record may overshoot it). */
-  frameBytes: number;
-  /** Frames handed to the socket but not yet written out. */
-  framesInFlight: number;
-  /** Largest WebSocket message accepted from another instance. */
-  maxPayload: number;
-  handshakeTimeoutMs: number;
-  keepaliveIntervalMs: number;
-  backoffBaseMs: number;
-  backoffMaxMs: number;
-}
+import type { TimerHandle } from '../time/clock.js';
 
 function zeroMask(mask: Buffer): void {
   mask.fill(0);
@@ -62,18 +25,6 @@ function zeroMask(mask: Buffer): void {
 
 /** How long the higher id waits for the lower one to dial before dialling itself. */
 const FALLBACK_DIAL_DELAY_MS = 250;
-
-export const DEFAULT_MESH_LIMITS: MeshLimits = {
-  queueMessages: 8_192,
-  queueBytes: 8 * 1024 * 1024,
-  frameBytes: 64 * 1024,
-  framesInFlight: 4,
-  maxPayload: 256 * 1024,
-  handshakeTimeoutMs: 5_000,
-  keepaliveIntervalMs: 2_000,
-  backoffBaseMs: 100,
-  backoffMaxMs: 5_000,
-};
 
 /** Bytes a flow may put into a frame each round-robin turn. */
 const FLOW_QUANTUM_BYTES = 8 * 1024;
@@ -312,10 +263,7 @@ export class MeshLink {
       this.attach(socket, 'dialled');
     });
     socket.on('error', (err) => {
-      this.#context.logger.debug(
-        { err: err.message, remote_instance: this.remoteInstance, address },
-        'mesh dial failed',
-      );
+      this.#context.logger.debug({ err, remote_instance: this.remoteInstance, address }, 'mesh dial failed');
     });
     socket.once('close', () => {
       if (this.#dialing === socket) {

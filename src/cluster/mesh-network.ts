@@ -4,7 +4,8 @@ import type { PeerKey } from '../protocol/peer-id.js';
 import type { RemoteDelivery } from '../relay/remote-delivery.js';
 import type { ClusterMetrics } from './cluster-metrics.js';
 import type { MeshShedRequest } from './mesh-frame.js';
-import { DEFAULT_MESH_LIMITS, MeshLink, type MeshLinkContext, type MeshLimits } from './mesh-link.js';
+import { MeshLink } from './mesh-link.js';
+import { DEFAULT_MESH_LIMITS, type MeshLinkContext, type MeshLimits } from './mesh-link-options.js';
 import type { MemberInfo } from './membership.js';
 import { backgroundClock, type Clock } from '../time/clock.js';
 

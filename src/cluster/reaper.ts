@@ -49,7 +49,9 @@ export class Reaper {
     try {
       if (!(await this.#store.lockReap(instance, this.#instanceId, REAP_LOCK_MS))) return undefined;
       const removed = await this.#store.deleteSessionsOf(instance);
-      const forgotten = await this.#store.forgetMember(instance, this.#expiryMs, cause !== 'expired');
+      const forgotten = await this.#store.forgetMember(instance, this.#expiryMs, {
+        evenIfAlive: cause !== 'expired',
+      });
       this.#metrics.reapedSessions.inc(removed);
       if (forgotten && cause !== 'shutdown') this.#metrics.reapedInstances.inc({ cause });
       if (cause !== 'shutdown')

@@ -16,7 +16,7 @@ const IPV6 = /^\[[0-9A-Fa-f:.]+\]$/;
 // Path characters Go returns unchanged; % must start a valid escape.
 const PATH = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/[\]]|%[0-9A-Fa-f]{2})*$/;
 
-export function instanceUrl(setting: string, exposedAddress: string, tls: boolean): string {
+export function instanceUrl(setting: string, exposedAddress: string, { tls }: { tls: boolean }): string {
   const fail = (why: string): never => {
     throw new ConfigError(`${setting}: ${why}, got "${exposedAddress}"`);
   };

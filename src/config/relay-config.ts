@@ -86,11 +86,9 @@ export function relayConfig(settings: RelaySettingValues): RelayConfig {
     const missing = certFile === undefined ? 'tlsCertFile' : 'tlsKeyFile';
     throw new ConfigError(`${label(missing)}: TLS needs both NB_TLS_CERT_FILE and NB_TLS_KEY_FILE`);
   }
-  const exposedAddress = instanceUrl(
-    label('exposedAddress'),
-    required('exposedAddress').trim(),
-    certFile !== undefined,
-  );
+  const exposedAddress = instanceUrl(label('exposedAddress'), required('exposedAddress').trim(), {
+    tls: certFile !== undefined,
+  });
 
   const logLevel = settings.logLevel('logLevel');
   const enableStun = settings.boolean('enableStun');

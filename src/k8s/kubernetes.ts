@@ -58,7 +58,7 @@ export interface KubernetesOptions {
 export interface KubernetesIntegration {
   isLeader(): boolean;
   /** Reason while a watch has been failing longer than its recovery window. */
-  readiness(): string | undefined;
+  notReadyReason(): string | undefined;
   /** Current sibling list. */
   siblings(): Sibling[];
   /** Stops the watches and the rebalancer, and releases the lease if held. */
@@ -86,10 +86,7 @@ async function ownPodSelector(
     const instance = labels[INSTANCE_LABEL];
     if (name && instance) return `${NAME_LABEL}=${name},${INSTANCE_LABEL}=${instance}`;
   } catch (err) {
-    log.warn(
-      { err: err instanceof Error ? err.message : String(err) },
-      'could not read this pod; watching all pods',
-    );
+    log.warn({ err }, 'could not read this pod; watching all pods');
   }
   return undefined;
 }
@@ -177,7 +174,7 @@ export async function startKubernetes(options: KubernetesOptions): Promise<Kuber
   let closed: Promise<void> | undefined;
   return {
     isLeader: () => election.isLeader(),
-    readiness: () => discovery.brokenReason() ?? pods.brokenReason(),
+    notReadyReason: () => discovery.notReadyReason() ?? pods.notReadyReason(),
     siblings: () => discovery.siblings(),
     close: () =>
       (closed ??= (async () => {

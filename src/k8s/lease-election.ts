@@ -211,7 +211,7 @@ export class LeaseElection {
       if (leading) this.options.onStartedLeading?.();
       else this.options.onStoppedLeading?.();
     } catch (err) {
-      this.log.error({ err: err instanceof Error ? err.message : String(err) }, 'leadership callback failed');
+      this.log.error({ err }, 'leadership callback failed');
     }
   }
 
@@ -222,7 +222,7 @@ export class LeaseElection {
     try {
       if (holder) this.options.onNewLeader?.(holder);
     } catch (err) {
-      this.log.error({ err: err instanceof Error ? err.message : String(err) }, 'onNewLeader failed');
+      this.log.error({ err }, 'onNewLeader failed');
     }
   }
 
@@ -329,7 +329,7 @@ export class LeaseElection {
       this.log.info('released the lease');
     } catch (err) {
       this.options.metrics.leaseErrors.labels('release').inc();
-      this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not release the lease');
+      this.log.warn({ err }, 'could not release the lease');
     }
   }
 }

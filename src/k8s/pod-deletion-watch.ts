@@ -43,10 +43,7 @@ export class PodDeletionWatch {
         try {
           options.onPodDeleted(name);
         } catch (err) {
-          log.error(
-            { err: err instanceof Error ? err.message : String(err), pod: name },
-            'onPodDeleted failed',
-          );
+          log.error({ err, pod: name }, 'onPodDeleted failed');
         }
       },
       logger: options.logger,
@@ -63,8 +60,8 @@ export class PodDeletionWatch {
     return this.watch.waitForSync();
   }
 
-  brokenReason(): string | undefined {
-    return this.watch.brokenReason();
+  notReadyReason(): string | undefined {
+    return this.watch.notReadyReason();
   }
 
   close(): Promise<void> {

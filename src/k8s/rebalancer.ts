@@ -77,10 +77,7 @@ export class Rebalancer {
       plan = planRebalance(peers, this.options.policy);
     } catch (err) {
       metrics.rebalanceRounds.labels('error').inc();
-      this.log.warn(
-        { err: err instanceof Error ? err.message : String(err) },
-        'could not read peers per instance',
-      );
+      this.log.warn({ err }, 'could not read peers per instance');
       return undefined;
     }
     metrics.rebalanceImbalance.set(plan.imbalance);
@@ -111,7 +108,7 @@ export class Rebalancer {
         failed = true;
         this.log.warn(
           {
-            err: err instanceof Error ? err.message : String(err),
+            err,
             instance: request.instance,
             count: request.count,
           },

@@ -73,10 +73,6 @@ class WatchEnded extends Error {
   }
 }
 
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 /**
  * A list-then-watch reflector over one collection, built on the 1.x Watch
  * (which has no client-side timeout and does not restart after errors):
@@ -133,7 +129,7 @@ export class ResilientWatch<T extends KubeObject> {
   }
 
   /** Reason while the watch has failed for longer than brokenAfterMs. */
-  brokenReason(now = this.clock.now()): string | undefined {
+  notReadyReason(now = this.clock.now()): string | undefined {
     if (this.failingSince === undefined) return undefined;
     const failingMs = now - this.failingSince;
     if (failingMs < this.timing.brokenAfterMs) return undefined;
@@ -294,7 +290,7 @@ export class ResilientWatch<T extends KubeObject> {
     try {
       this.options.onEvent(type, object);
     } catch (err) {
-      this.log.error({ err: describe(err) }, 'watch event handler failed');
+      this.log.error({ err }, 'watch event handler failed');
     }
   }
 
@@ -308,9 +304,9 @@ export class ResilientWatch<T extends KubeObject> {
     this.options.metrics.watchFailures.labels(this.options.resource).inc();
     const now = this.clock.now();
     this.failingSince ??= now;
-    const broken = this.brokenReason(now);
+    const broken = this.notReadyReason(now);
     if (broken) this.options.metrics.watchUp.labels(this.options.resource).set(0);
-    this.log.warn({ err: describe(err), broken: broken !== undefined }, 'watch failed; retrying');
+    this.log.warn({ err, broken: broken !== undefined }, 'watch failed; retrying');
   }
 
   private withDeadline<R>(promise: Promise<R>, ms: number, what: string): Promise<R> {

@@ -108,8 +108,8 @@ export class SiblingDiscovery {
     return this.current;
   }
 
-  brokenReason(): string | undefined {
-    return this.watch.brokenReason();
+  notReadyReason(): string | undefined {
+    return this.watch.notReadyReason();
   }
 
   close(): Promise<void> {
@@ -132,7 +132,7 @@ export class SiblingDiscovery {
     try {
       this.options.onSiblings(siblings);
     } catch (err) {
-      this.log.error({ err: err instanceof Error ? err.message : String(err) }, 'onSiblings failed');
+      this.log.error({ err }, 'onSiblings failed');
     }
   }
 }

@@ -82,7 +82,7 @@ export class ProbeLink extends EventEmitter<ProbeLinkEvents> {
         this.emit('closed', reason);
       } catch (err) {
         if (signal.aborted) break;
-        logger.debug({ link: this.name, err: (err as Error).message }, 'probe connection open failed');
+        logger.debug({ link: this.name, err }, 'probe connection open failed');
         await delay(this.#options.retryDelayMs, undefined, { signal }).catch(() => undefined);
       }
     }

@@ -62,7 +62,8 @@ export async function startProbe(options: ProbeOptions): Promise<RunningProbe> {
   if (options.urls.length === 0) throw new RangeError('startProbe: at least one relay URL is required');
   const registry = options.registry ?? new Registry();
   const metrics = new ProbeMetrics(registry);
-  const logger = (options.logger ?? silentLogger).child({ component: 'probe' });
+  const baseLogger = options.logger ?? silentLogger;
+  const logger = baseLogger.child({ component: 'probe' });
   const intervalMs = options.intervalMs ?? 1_000;
   const lossTimeoutMs = options.lossTimeoutMs ?? Math.max(1_000, 3 * intervalMs);
   const reconnectEveryMs = options.peerReconnectIntervalMs ?? 60_000;
@@ -76,7 +77,7 @@ export async function startProbe(options: ProbeOptions): Promise<RunningProbe> {
       homeUrl: options.urls[index % options.urls.length] as string,
       peer: identity,
       auth: options.auth,
-      logger,
+      logger: baseLogger,
       ...(options.client ? { client: options.client } : {}),
       ...(options.backoff ? { backoff: options.backoff } : {}),
     });
@@ -192,7 +193,7 @@ export async function startProbe(options: ProbeOptions): Promise<RunningProbe> {
       events.emit('peerReconnectNotice', seconds);
       return seconds;
     } catch (err) {
-      logger.warn({ err: (err as Error).message }, 'deliberate reconnect of probe client b failed');
+      logger.warn({ err }, 'deliberate reconnect of probe client b failed');
       return undefined;
     } finally {
       clearTimeout(timer);
@@ -205,10 +206,7 @@ export async function startProbe(options: ProbeOptions): Promise<RunningProbe> {
   await Promise.all(
     [a, b].map((client) =>
       client.manager.start().catch((err: unknown) => {
-        logger.warn(
-          { client: client.name, err: (err as Error).message },
-          'probe client could not connect yet',
-        );
+        logger.warn({ client: client.name, err }, 'probe client could not connect yet');
       }),
     ),
   );

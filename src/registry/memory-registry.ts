@@ -51,8 +51,8 @@ export class MemoryRegistry implements PeerRegistry {
     return this.#fanout.add(listener);
   }
 
-  isHealthy(): boolean {
-    return true;
+  notReadyReason(): string | undefined {
+    return undefined;
   }
 
   async close(): Promise<void> {}

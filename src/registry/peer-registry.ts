@@ -59,8 +59,8 @@ export interface PeerRegistry {
   /** Adds a listener to the ordered event stream; returns a function that removes it. */
   onEvent(listener: PeerEventListener): () => void;
 
-  /** True while registrations and events are flowing (readiness). */
-  isHealthy(): boolean;
+  /** Why registrations and events are not flowing (readiness), or undefined while they are. */
+  notReadyReason(): string | undefined;
 
   close(): Promise<void>;
 }

@@ -104,7 +104,7 @@ export class ConnectionHealth {
       // Subscribing ourselves (idempotent) tells us when the subscription is really active.
       await this.#connections.subscriber.subscribe(this.#channel);
     } catch (err) {
-      this.#logger.warn({ err: String(err) }, 'subscribing to peer events failed');
+      this.#logger.warn({ err }, 'subscribing to peer events failed');
       return;
     }
     this.#setUp('subscriber', true);

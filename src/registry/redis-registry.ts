@@ -145,20 +145,15 @@ export class RedisRegistry implements PeerRegistry {
     return this.#connections;
   }
 
-  /** Why the registry is not healthy, or undefined when it is. */
-  unhealthyReason(): string | undefined {
+  notReadyReason(): string | undefined {
     return this.#health.reason() ?? (this.#resync.synced ? undefined : 'resynchronising with redis');
-  }
-
-  isHealthy(): boolean {
-    return this.unhealthyReason() === undefined;
   }
 
   async register(peer: PeerKey): Promise<Registration> {
     const state = this.#state;
     const epoch = state.epoch;
     if (!this.#health.commandUp || epoch === undefined) {
-      throw new RegistryUnavailableError(this.unhealthyReason() ?? 'redis unreachable');
+      throw new RegistryUnavailableError(this.notReadyReason() ?? 'redis unreachable');
     }
     const started = performance.now();
     return state.sessions.during(peer, async () => {
@@ -205,10 +200,7 @@ export class RedisRegistry implements PeerRegistry {
         return removed;
       } catch (err) {
         state.observe('unregister', 'error', started);
-        state.logger.warn(
-          { peer_id: formatPeerKey(peer), err: String(err) },
-          'unregister deferred until redis is back',
-        );
+        state.logger.warn({ peer_id: formatPeerKey(peer), err }, 'unregister deferred until redis is back');
         this.#cleanups.unregisterLater(peer, token);
         return false;
       }
@@ -238,8 +230,8 @@ export class RedisRegistry implements PeerRegistry {
   }
 
   /** Called by the membership heartbeat with what it read from Redis (see Resync.noteHeartbeat). */
-  noteHeartbeat(epoch: string, membershipLost: boolean): void {
-    this.#resync.noteHeartbeat(epoch, membershipLost);
+  noteHeartbeat(epoch: string, { membershipLost }: { membershipLost: boolean }): void {
+    this.#resync.noteHeartbeat(epoch, { membershipLost });
   }
 
   /** Peers registered by this instance (the reaper of a restarted pod uses the Redis index instead). */

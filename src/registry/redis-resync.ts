@@ -84,7 +84,7 @@ export class Resync {
    * What the membership heartbeat read from Redis. A new epoch means the data set was lost; a lost
    * membership means another pod reaped us (we stalled): either way our sessions must be restored.
    */
-  noteHeartbeat(epoch: string, membershipLost: boolean): void {
+  noteHeartbeat(epoch: string, { membershipLost }: { membershipLost: boolean }): void {
     const known = this.#state.epoch;
     if (known !== undefined && epoch !== known) {
       this.request('epoch_changed');
@@ -131,7 +131,7 @@ export class Resync {
         try {
           await this.#resync(reasons);
         } catch (err) {
-          this.#state.logger.warn({ err: String(err), reasons }, 'resync failed; retrying');
+          this.#state.logger.warn({ err, reasons }, 'resync failed; retrying');
           for (const reason of reasons) this.#reasons.add(reason);
           await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
         }

@@ -22,12 +22,12 @@ const SOFTWARE_MAX_CHARS = 127;
 const SOFTWARE_MAX_BYTES = 763;
 
 export type StunMalformedReason =
-  | 'too-short'
-  | 'bad-leading-bits'
-  | 'bad-cookie'
-  | 'bad-length'
-  | 'truncated-attribute'
-  | 'not-binding-request';
+  | 'too_short'
+  | 'bad_leading_bits'
+  | 'bad_cookie'
+  | 'bad_length'
+  | 'truncated_attribute'
+  | 'not_binding_request';
 
 export interface StunAttribute {
   type: number;
@@ -61,25 +61,25 @@ export interface BindingSuccessResponseInput {
 /** Parses any STUN message; never throws, malformed input yields a reason. */
 export function parseStunMessage(datagram: Uint8Array): StunParseResult {
   const buf = asBuffer(datagram);
-  if (buf.length < STUN_HEADER_LENGTH) return malformed('too-short');
+  if (buf.length < STUN_HEADER_LENGTH) return malformed('too_short');
   // The two most significant bits are zero in every STUN message; this separates STUN from
   // other protocols multiplexed on the same port (RFC 5389 §6).
-  if ((buf[0]! & 0xc0) !== 0) return malformed('bad-leading-bits');
-  if (buf.readUInt32BE(4) !== STUN_MAGIC_COOKIE) return malformed('bad-cookie');
+  if ((buf[0]! & 0xc0) !== 0) return malformed('bad_leading_bits');
+  if (buf.readUInt32BE(4) !== STUN_MAGIC_COOKIE) return malformed('bad_cookie');
 
   const bodyLength = buf.readUInt16BE(2);
-  if (bodyLength % 4 !== 0 || bodyLength !== buf.length - STUN_HEADER_LENGTH) return malformed('bad-length');
+  if (bodyLength % 4 !== 0 || bodyLength !== buf.length - STUN_HEADER_LENGTH) return malformed('bad_length');
 
   const attributes: StunAttribute[] = [];
   let offset = STUN_HEADER_LENGTH;
   while (offset < buf.length) {
-    if (buf.length - offset < ATTRIBUTE_HEADER_LENGTH) return malformed('truncated-attribute');
+    if (buf.length - offset < ATTRIBUTE_HEADER_LENGTH) return malformed('truncated_attribute');
     const type = buf.readUInt16BE(offset);
     const valueLength = buf.readUInt16BE(offset + 2);
     const valueStart = offset + ATTRIBUTE_HEADER_LENGTH;
     // Padding must be present too, otherwise the next attribute would start mid-word.
     const next = valueStart + padToWord(valueLength);
-    if (next > buf.length) return malformed('truncated-attribute');
+    if (next > buf.length) return malformed('truncated_attribute');
     attributes.push({ type, value: buf.subarray(valueStart, valueStart + valueLength) });
     offset = next;
   }
@@ -97,7 +97,7 @@ export function parseStunMessage(datagram: Uint8Array): StunParseResult {
 /** Like parseStunMessage, but anything other than a Binding Request is reported as malformed. */
 export function parseBindingRequest(datagram: Uint8Array): StunParseResult {
   const result = parseStunMessage(datagram);
-  if (result.ok && result.message.type !== STUN_BINDING_REQUEST) return malformed('not-binding-request');
+  if (result.ok && result.message.type !== STUN_BINDING_REQUEST) return malformed('not_binding_request');
   return result;
 }
 

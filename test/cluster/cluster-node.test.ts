@@ -56,13 +56,13 @@ afterAll(async () => {
 describe('cluster node', () => {
   it('is ready once connected, and says why not while Redis is away', async () => {
     const { node: a } = await node('pod-ready');
-    expect(a.isReady()).toBe(true);
-    expect(a.readiness()).toBeUndefined();
+    expect(a.notReadyReason()).toBeUndefined();
+    expect(a.notReadyReason()).toBeUndefined();
     await redis.kill();
-    await eventually(() => !a.isReady());
-    expect(a.readiness()).toMatch(/redis|subscription/);
+    await eventually(() => a.notReadyReason() !== undefined);
+    expect(a.notReadyReason()).toMatch(/redis|subscription/);
     await redis.restart();
-    await eventually(() => a.isReady(), 10_000);
+    await eventually(() => a.notReadyReason() === undefined, 10_000);
   });
 
   it('starts while Redis is unreachable (not ready) and becomes ready when Redis appears', async () => {
@@ -76,10 +76,10 @@ describe('cluster node', () => {
       startupTimeoutMs: 300,
     });
     nodes.push(late);
-    expect(late.isReady()).toBe(false);
+    expect(late.notReadyReason()).toBeDefined();
     await expect(late.registry.register(peer('too-early'))).rejects.toThrow(/unavailable/);
     await redis.restart();
-    await eventually(() => late.isReady(), 10_000);
+    await eventually(() => late.notReadyReason() === undefined, 10_000);
     await late.registry.register(peer('in-time'));
   });
 

@@ -15,7 +15,7 @@ describe('Membership on the narrow store', () => {
       instanceId: 'me',
       meshAddress: '[fd00::5]:7946',
       podName: 'relay-0',
-      registry: { noteHeartbeat: (epoch, lost) => heartbeats.push([epoch, lost]) },
+      registry: { noteHeartbeat: (epoch, { membershipLost }) => heartbeats.push([epoch, membershipLost]) },
       reaper: f.reaper,
       logger: silentLogger,
       metrics: f.clusterMetrics,
@@ -29,7 +29,7 @@ describe('Membership on the narrow store', () => {
       meshAddress: '[fd00::5]:7946',
       podName: 'relay-0',
     });
-    expect(membership.unhealthyReason()).toBeUndefined();
+    expect(membership.notReadyReason()).toBeUndefined();
     // The earlier process of this pod name is reaped in the background.
     await expect.poll(() => f.store.sessionCount('old-process')).toBe(0);
     expect(
@@ -41,7 +41,7 @@ describe('Membership on the narrow store', () => {
     expect(await membership.peerCounts()).toEqual(new Map([['me', 0]]));
     expect(membership.instancesOfPod('relay-0')).toEqual(['me']);
     // Reaped by another pod while alive: the next beat reports the membership as lost.
-    await f.store.forgetMember('me', 0, true);
+    await f.store.forgetMember('me', 0, { evenIfAlive: true });
     await membership.beat();
     expect(heartbeats.at(-1)).toEqual(['E1', true]);
     expect(seen).toHaveLength(3);

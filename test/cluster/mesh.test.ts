@@ -12,7 +12,7 @@ import {
   transportRecordSize,
   type MeshShedRequest,
 } from '../../src/cluster/mesh-frame.js';
-import type { MeshLimits } from '../../src/cluster/mesh-link.js';
+import type { MeshLimits } from '../../src/cluster/mesh-link-options.js';
 import { MeshNetwork } from '../../src/cluster/mesh-network.js';
 import { MeshServer } from '../../src/cluster/mesh-server.js';
 import type { MemberInfo } from '../../src/cluster/membership.js';

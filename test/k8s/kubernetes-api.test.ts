@@ -177,7 +177,7 @@ describe('sibling discovery (EndpointSlices of the headless Service)', () => {
     await expect.poll(() => latest(rec)).toEqual(['relay-b=10.1.0.2:7946']);
     expect(k8s.siblings().map((s) => s.podName)).toEqual(['relay-b']);
     expect(await metricValue(rec.registry, 'relay_k8s_siblings', { state: 'ready' })).toBe(1);
-    expect(k8s.readiness()).toBeUndefined();
+    expect(k8s.notReadyReason()).toBeUndefined();
     await admin('DELETE', `${slicesPath}/mesh-b`);
     await admin('DELETE', `${slicesPath}/other`);
     await expect.poll(() => latest(rec)).toEqual([]);
@@ -438,11 +438,13 @@ describe('watchdog and recovery', () => {
     expect(await metricValue(rec.registry, 'relay_k8s_watch_up', { resource: 'endpointslices' })).toBe(1);
 
     await server.killApiServer();
-    await expect.poll(() => k8s.readiness(), { timeout: 15_000 }).toMatch(/endpointslices watch failing/);
+    await expect
+      .poll(() => k8s.notReadyReason(), { timeout: 15_000 })
+      .toMatch(/endpointslices watch failing/);
     expect(await metricValue(rec.registry, 'relay_k8s_watch_up', { resource: 'endpointslices' })).toBe(0);
 
     await server.startApiServer();
-    await expect.poll(() => k8s.readiness(), { timeout: 30_000 }).toBeUndefined();
+    await expect.poll(() => k8s.notReadyReason(), { timeout: 30_000 }).toBeUndefined();
     expect(await metricValue(rec.registry, 'relay_k8s_watch_up', { resource: 'endpointslices' })).toBe(1);
     expect(
       await metricValue(rec.registry, 'relay_k8s_watch_relists_total', {
@@ -478,11 +480,11 @@ describe('watchdog and recovery', () => {
           },
         )
         .toBeGreaterThan(0);
-      await expect.poll(() => k8s.readiness(), { timeout: 20_000 }).toMatch(/watch failing/);
+      await expect.poll(() => k8s.notReadyReason(), { timeout: 20_000 }).toMatch(/watch failing/);
     } finally {
       server.resume();
     }
-    await expect.poll(() => k8s.readiness(), { timeout: 30_000 }).toBeUndefined();
+    await expect.poll(() => k8s.notReadyReason(), { timeout: 30_000 }).toBeUndefined();
     await admin('DELETE', `${slicesPath}/mesh-t`);
     await expect.poll(() => latest(rec), { timeout: 10_000 }).toEqual([]);
   }, 90_000);

@@ -76,9 +76,9 @@ async function expectRefused(
     logs().filter((l) => l.connection === 'command' && l.msg === 'redis connection error').length;
   // The client keeps retrying: wait until failures have come back (logged at debug) twice.
   await eventually(() => failures() >= 2, 20_000);
-  expect(registry.isHealthy()).toBe(false);
-  expect(registry.unhealthyReason()).toMatch(/^redis unreachable: authentication failed/);
-  expect(registry.unhealthyReason()).toMatch(reason);
+  expect(registry.notReadyReason()).toBeDefined();
+  expect(registry.notReadyReason()).toMatch(/^redis unreachable: authentication failed/);
+  expect(registry.notReadyReason()).toMatch(reason);
   const refused = registry.register(peer(`${instanceId}-peer`));
   await expect(refused).rejects.toThrow(RegistryUnavailableError);
   await expect(refused).rejects.toThrow(reason);
@@ -215,7 +215,10 @@ describe('Redis deployments', () => {
       async () => ((await setup.currentPrimaryPort()) !== oldPrimary ? true : undefined),
       20_000,
     );
-    await eventually(() => a.registry.isHealthy() && b.registry.isHealthy(), 20_000);
+    await eventually(
+      () => a.registry.notReadyReason() === undefined && b.registry.notReadyReason() === undefined,
+      20_000,
+    );
     console.log(`sentinel failover: registries healthy again after ${Date.now() - started} ms`);
     expect(b.registry.locate(before)).toMatchObject({ instance: 'failover-A', token: registration.token });
     const after = peer('after-failover');
@@ -312,8 +315,11 @@ describe('Redis deployments', () => {
     await a.events.waitFor(() => a.events.of(before).length === 1);
 
     await killAndFailOver(setup, seed);
-    await eventually(() => a.registry.isHealthy() && b.registry.isHealthy(), 30_000).catch((err: unknown) => {
-      throw new Error(`${String(err)}: ${a.registry.unhealthyReason()} / ${b.registry.unhealthyReason()}`);
+    await eventually(
+      () => a.registry.notReadyReason() === undefined && b.registry.notReadyReason() === undefined,
+      30_000,
+    ).catch((err: unknown) => {
+      throw new Error(`${String(err)}: ${a.registry.notReadyReason()} / ${b.registry.notReadyReason()}`);
     });
     const after = peer('after-seed-death');
     // The command side may still see the old slot owner for a moment: retry until it registers.
@@ -408,7 +414,7 @@ describe('Redis deployments with authentication', () => {
         label,
       );
       open.push(registry);
-      expect(registry.isHealthy()).toBe(true);
+      expect(registry.notReadyReason()).toBeUndefined();
       const p = peer(`${label}-peer`);
       const registration = await registry.register(p);
       await events.waitFor(() => events.of(p).length === 1);
@@ -481,11 +487,11 @@ describe('Redis deployments over TLS', () => {
       'url-tls',
     );
     open.push(registry);
-    expect(registry.isHealthy()).toBe(true);
+    expect(registry.notReadyReason()).toBeUndefined();
     await registry.register(peer('url-tls-peer'));
     const untrusted = await startLoggedRegistry(redisFromEnv({ NB_REDIS_URL: url }), 'url-tls-untrusted');
-    await eventually(() => untrusted.registry.unhealthyReason()?.includes('certificate'), 10_000);
-    expect(untrusted.registry.unhealthyReason()).toMatch(/^redis unreachable: .*self[- ]signed certificate/);
+    await eventually(() => untrusted.registry.notReadyReason()?.includes('certificate'), 10_000);
+    expect(untrusted.registry.notReadyReason()).toMatch(/^redis unreachable: .*self[- ]signed certificate/);
     await server.stop();
   }, 60_000);
 });

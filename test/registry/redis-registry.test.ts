@@ -110,7 +110,10 @@ describe('RedisRegistry on one Redis', () => {
     const started = Date.now();
     await server.restart();
     await eventually(
-      () => a.registry.isHealthy() && b.registry.isHealthy() && a.registry.epoch !== epochBefore,
+      () =>
+        a.registry.notReadyReason() === undefined &&
+        b.registry.notReadyReason() === undefined &&
+        a.registry.epoch !== epochBefore,
       10_000,
     );
     await eventually(
@@ -145,14 +148,14 @@ describe('RedisRegistry on one Redis', () => {
     const resyncsBefore = await resyncs();
     const subscriber = a.registry.connections.subscriber;
     subscriber.disconnect(false);
-    await eventually(() => !a.registry.isHealthy());
+    await eventually(() => a.registry.notReadyReason() !== undefined);
     expect(await b.registry.unregister(rGone)).toBe(true);
     const c = await registry('C');
     await c.registry.register(moved);
     await b.events.waitFor(() => b.events.of(moved).length === 3);
     expect(a.events.all).toEqual([]);
     await subscriber.connect();
-    await eventually(() => a.registry.isHealthy());
+    await eventually(() => a.registry.notReadyReason() === undefined);
     await a.events.waitFor(() => a.events.all.length === 3);
     expect(a.events.of(gone)).toEqual(['offline:B']);
     expect(a.events.of(moved)).toEqual(['offline:B', 'online:C']);
@@ -168,7 +171,7 @@ describe('RedisRegistry on one Redis', () => {
     const rLocal = await a.registry.register(peer('local'));
     await a.events.waitFor(() => a.events.of(kept).length === 1);
     await server.kill();
-    await eventually(() => !a.registry.isHealthy());
+    await eventually(() => a.registry.notReadyReason() !== undefined);
     const started = Date.now();
     await expect(a.registry.register(peer('newcomer'))).rejects.toThrow(/unavailable/);
     expect(Date.now() - started).toBeLessThan(500);
@@ -177,7 +180,10 @@ describe('RedisRegistry on one Redis', () => {
     // An unregister during the outage is not lost.
     expect(await a.registry.unregister(rLocal)).toBe(false);
     await server.restart();
-    await eventually(() => a.registry.isHealthy() && b.registry.isHealthy(), 10_000);
+    await eventually(
+      () => a.registry.notReadyReason() === undefined && b.registry.notReadyReason() === undefined,
+      10_000,
+    );
     await eventually(async () => (await inspect.exists(keys.route(printedPeer(kept)))) === 1);
     expect(await inspect.exists(keys.route(printedPeer(peer('local'))))).toBe(0);
     expect(await inspect.exists(keys.route(printedPeer(peer('newcomer'))))).toBe(0);

@@ -118,9 +118,9 @@ describe('Resync', () => {
     // Another pod reaped us: our route is gone.
     await parts.store.deleteRouteIfInstance(formatPeerKey(mine), 'A', epoch);
 
-    resync.noteHeartbeat(epoch, false);
+    resync.noteHeartbeat(epoch, { membershipLost: false });
     expect(resync.synced).toBe(true);
-    resync.noteHeartbeat(epoch, true);
+    resync.noteHeartbeat(epoch, { membershipLost: true });
     expect(resync.synced).toBe(false);
     await expect.poll(() => resync.synced).toBe(true);
     expect((await parts.store.readRoute(mine))?.session).toBe(token);

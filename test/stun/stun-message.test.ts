@@ -142,16 +142,16 @@ describe('parseStunMessage', () => {
   };
 
   it.each([
-    ['too-short', '19 bytes', validRequest.subarray(0, 19)],
-    ['too-short', 'empty datagram', Buffer.alloc(0)],
-    ['bad-leading-bits', 'first bit set', withByte(0, 0x80)],
-    ['bad-leading-bits', 'second bit set', withByte(0, 0x40)],
-    ['bad-cookie', 'wrong magic cookie', withByte(4, 0x21 ^ 0xff)],
-    ['bad-length', 'length beyond the datagram', withByte(3, validRequest[3]! + 4)],
-    ['bad-length', 'length not a multiple of 4', withByte(3, validRequest[3]! - 2)],
-    ['bad-length', 'trailing bytes', Buffer.concat([validRequest, Buffer.alloc(4)])],
-    ['truncated-attribute', 'value runs past the end', withByte(23, 9)],
-    ['truncated-attribute', 'huge attribute length', withByte(22, 0xff)],
+    ['too_short', '19 bytes', validRequest.subarray(0, 19)],
+    ['too_short', 'empty datagram', Buffer.alloc(0)],
+    ['bad_leading_bits', 'first bit set', withByte(0, 0x80)],
+    ['bad_leading_bits', 'second bit set', withByte(0, 0x40)],
+    ['bad_cookie', 'wrong magic cookie', withByte(4, 0x21 ^ 0xff)],
+    ['bad_length', 'length beyond the datagram', withByte(3, validRequest[3]! + 4)],
+    ['bad_length', 'length not a multiple of 4', withByte(3, validRequest[3]! - 2)],
+    ['bad_length', 'trailing bytes', Buffer.concat([validRequest, Buffer.alloc(4)])],
+    ['truncated_attribute', 'value runs past the end', withByte(23, 9)],
+    ['truncated_attribute', 'huge attribute length', withByte(22, 0xff)],
   ] as const)('reports %s for %s', (reason, _case, datagram) => {
     expect(parseStunMessage(datagram)).toEqual({ ok: false, reason });
   });
@@ -163,7 +163,7 @@ describe('parseStunMessage', () => {
       port: 1,
     });
     expect(parseStunMessage(response).ok).toBe(true);
-    expect(parseBindingRequest(response)).toEqual({ ok: false, reason: 'not-binding-request' });
+    expect(parseBindingRequest(response)).toEqual({ ok: false, reason: 'not_binding_request' });
   });
 
   it('accepts a Uint8Array that is a view into a larger buffer', () => {
@@ -251,7 +251,7 @@ describe('codec properties', () => {
         const header = buildBindingRequest(id);
         header.writeUInt16BE(attributes.length, 2);
         const result = parseBindingRequest(Buffer.concat([header, attributes]));
-        if (!result.ok) expect(result.reason).toBe('truncated-attribute');
+        if (!result.ok) expect(result.reason).toBe('truncated_attribute');
         else expect(result.message.attributes.every((a) => a.value.length <= attributes.length)).toBe(true);
       }),
     );

@@ -163,12 +163,12 @@ describe.each(families)('StunServer over $name', ({ type, host, family, availabl
     return copy;
   };
   const badDatagrams: [StunMalformedReason, Buffer][] = [
-    ['too-short', validRequest.subarray(0, 12)],
-    ['bad-cookie', withByte(7, 0x43)],
-    ['bad-length', Buffer.concat([validRequest, Buffer.alloc(4)])],
-    ['truncated-attribute', withByte(23, 40)],
+    ['too_short', validRequest.subarray(0, 12)],
+    ['bad_cookie', withByte(7, 0x43)],
+    ['bad_length', Buffer.concat([validRequest, Buffer.alloc(4)])],
+    ['truncated_attribute', withByte(23, 40)],
     [
-      'not-binding-request',
+      'not_binding_request',
       buildBindingSuccessResponse({ transactionId: Buffer.alloc(12), address: host, port: 9 }),
     ],
   ];

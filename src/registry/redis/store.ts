@@ -212,7 +212,11 @@ export class RedisStore {
    * Removes `instance` from the member tables and drops its session index, unless it beat within
    * `expiryMs` (it was only slow) and `evenIfAlive` is false. Returns whether it was removed.
    */
-  async forgetMember(instance: string, expiryMs: number, evenIfAlive: boolean): Promise<boolean> {
+  async forgetMember(
+    instance: string,
+    expiryMs: number,
+    { evenIfAlive }: { evenIfAlive: boolean },
+  ): Promise<boolean> {
     const keys = this.keys;
     const forgotten = await runScript(
       this.#redis,

@@ -127,9 +127,9 @@ describe('RedisStore membership and reaping', () => {
     expect((await store.readRoute(mine[2]!))?.instance).toBe('alive');
 
     // It beat just now: 'expired' semantics keep it; 'even if alive' removes it.
-    expect(await store.forgetMember('dead', 10_000, false)).toBe(false);
+    expect(await store.forgetMember('dead', 10_000, { evenIfAlive: false })).toBe(false);
     expect(await store.sessionCount('dead')).toBe(3);
-    expect(await store.forgetMember('dead', 10_000, true)).toBe(true);
+    expect(await store.forgetMember('dead', 10_000, { evenIfAlive: true })).toBe(true);
     expect(await store.sessionCount('dead')).toBe(0);
     expect(await store.instanceOfPod('relay-1')).toBeUndefined();
     expect(await store.expiredMembers(0)).toEqual([]);
