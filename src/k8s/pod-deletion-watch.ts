@@ -1,6 +1,7 @@
 import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { KubernetesMetrics } from './k8s-metrics.js';
+import { WatchBacked } from './watch-backed.js';
 import { ResilientWatch, type WatchTiming } from './resilient-watch.js';
 
 export interface PodDeletionWatchOptions {
@@ -21,10 +22,11 @@ export interface PodDeletionWatchOptions {
  * only terminating (deletionTimestamp set) is still draining and is not
  * reported. Deletions missed while the watch was down show up on the relist.
  */
-export class PodDeletionWatch {
-  private readonly watch: ResilientWatch<V1Pod>;
+export class PodDeletionWatch extends WatchBacked<V1Pod> {
+  protected readonly watch: ResilientWatch<V1Pod>;
 
   constructor(options: PodDeletionWatchOptions) {
+    super();
     const log = options.logger.child({ component: 'k8s-pods' });
     const api = options.kubeConfig.makeApiClient(CoreV1Api);
     const labelSelector = options.labelSelector || undefined;
@@ -50,21 +52,5 @@ export class PodDeletionWatch {
       metrics: options.metrics,
       ...(options.timing ? { timing: options.timing } : {}),
     });
-  }
-
-  start(): void {
-    this.watch.start();
-  }
-
-  waitForSync(): Promise<void> {
-    return this.watch.waitForSync();
-  }
-
-  notReadyReason(): string | undefined {
-    return this.watch.notReadyReason();
-  }
-
-  close(): Promise<void> {
-    return this.watch.close();
   }
 }

@@ -2,6 +2,7 @@ import { DiscoveryV1Api, type KubeConfig, type V1EndpointSlice } from '@kubernet
 import type { Logger } from 'pino';
 import { formatHostPort } from '../net/host-port.js';
 import type { KubernetesMetrics } from './k8s-metrics.js';
+import { WatchBacked } from './watch-backed.js';
 import { ResilientWatch, type WatchTiming } from './resilient-watch.js';
 
 /** Another relay pod as its headless Service's EndpointSlices show it. */
@@ -70,14 +71,15 @@ export interface SiblingDiscoveryOptions {
 }
 
 /** Watches the headless Service's EndpointSlices and reports the sibling list whenever it changes. */
-export class SiblingDiscovery {
+export class SiblingDiscovery extends WatchBacked<V1EndpointSlice> {
   private readonly options: SiblingDiscoveryOptions;
-  private readonly watch: ResilientWatch<V1EndpointSlice>;
+  protected readonly watch: ResilientWatch<V1EndpointSlice>;
   private readonly log: Logger;
   private last = '';
   private current: Sibling[] = [];
 
   constructor(options: SiblingDiscoveryOptions) {
+    super();
     this.options = options;
     this.log = options.logger.child({ component: 'k8s-discovery' });
     const api = options.kubeConfig.makeApiClient(DiscoveryV1Api);
@@ -96,24 +98,8 @@ export class SiblingDiscovery {
     });
   }
 
-  start(): void {
-    this.watch.start();
-  }
-
-  waitForSync(): Promise<void> {
-    return this.watch.waitForSync();
-  }
-
   siblings(): Sibling[] {
     return this.current;
-  }
-
-  notReadyReason(): string | undefined {
-    return this.watch.notReadyReason();
-  }
-
-  close(): Promise<void> {
-    return this.watch.close();
   }
 
   private recompute(): void {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MessageType } from '../../src/protocol/constants.js';
 import type { RelayTestClient } from '../support/relay-test-client.js';
-import { RedisClusterSetup, RedisSentinelSetup, stopAllRedis } from '../support/redis-server.js';
+import { redisCli, RedisClusterSetup, RedisSentinelSetup, stopAllRedis } from '../support/redis-server.js';
 import { eventually } from './cluster-test-kit.js';
 import {
   awaitOnline,
@@ -77,7 +77,11 @@ describe('cluster on other Redis deployments', () => {
     const carol = await peerOn(pod1, 'sentinel-carol');
     const dave = await peerOn(pod2, 'sentinel-dave');
     await awaitOnline(carol, dave);
-    await new Promise((resolve) => setTimeout(resolve, 200)); // let the replica catch up
+    // The replica has everything the primary wrote so far (replication offsets), so the failover loses nothing.
+    const offset = async (port: number): Promise<number> =>
+      Number(/master_repl_offset:(\d+)/.exec(await redisCli(port, ['INFO', 'replication']))?.[1] ?? NaN);
+    const written = await offset(setup.primary.port);
+    await eventually(async () => (await offset(setup.replica.port)) >= written, 10_000, 'replica caught up');
     const oldPrimary = setup.primary.port;
     const killed = Date.now();
     await setup.primary.kill();

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { MessageType } from '../../src/protocol/constants.js';
+import { MessageType, TRANSPORT_HEADER_SIZE } from '../../src/protocol/constants.js';
 import { printedPeer, RedisKeys } from '../../src/registry/redis/keys.js';
 import type { RelayTestClient } from '../support/relay-test-client.js';
 import { freePort } from '../support/free-port.js';
@@ -167,7 +167,7 @@ describe('cluster of three relay processes', () => {
     // Drain duplicates of "after" that were queued while the link came back.
     for (;;) {
       const message = await alice.next();
-      if (message.subarray(38).toString() === 'back') break;
+      if (message.subarray(TRANSPORT_HEADER_SIZE).toString() === 'back') break;
     }
     expect(alice.pending()).toBe(0);
     alice.close();

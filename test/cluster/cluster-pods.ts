@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import { MessageType } from '../../src/protocol/constants.js';
+import { MessageType, TRANSPORT_HEADER_SIZE } from '../../src/protocol/constants.js';
 import { formatPeerKey, type PeerKey } from '../../src/protocol/peer-id.js';
 import { freePort } from '../support/free-port.js';
 import { TEST_SECRET } from '../support/in-process-relay.js';
@@ -70,7 +70,7 @@ export async function expectTransport(
   const message = await client.next(timeoutMs);
   expect(message[1]).toBe(MessageType.Transport);
   expect(message.subarray(2, 38).equals(sender.peerId)).toBe(true);
-  expect(message.subarray(38).toString()).toBe(payload);
+  expect(message.subarray(TRANSPORT_HEADER_SIZE).toString()).toBe(payload);
 }
 
 /** Subscribes `subscriber` to `peer` and waits for the immediate (or first) online answer. */

@@ -19,6 +19,7 @@ import type { MemberInfo } from '../../src/cluster/membership.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { peerKeyToBytes, type PeerKey } from '../../src/protocol/peer-id.js';
 import { eventually, metricValue, peer, silentLogger } from './cluster-test-kit.js';
+import { TRANSPORT_HEADER_SIZE } from '../../src/protocol/constants.js';
 
 const SECRET = 'mesh-test-secret';
 
@@ -56,7 +57,7 @@ async function meshNode(id: string, secret = SECRET, limits: Partial<MeshLimits>
     secret,
     deliverLocal: (p, message) => {
       if (!local.has(p)) return false;
-      received.push({ peer: p, payload: message.subarray(38).toString() });
+      received.push({ peer: p, payload: message.subarray(TRANSPORT_HEADER_SIZE).toString() });
       return true;
     },
     onNotHere: (p) => notHere.push(p),

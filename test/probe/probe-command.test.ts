@@ -6,7 +6,7 @@ import { ConfigError } from '../../src/config/parse-values.js';
 import { parseProbeArgs } from '../../src/probe/probe-command.js';
 import { freePort } from '../support/free-port.js';
 import { startInProcessRelay, TEST_SECRET } from '../support/in-process-relay.js';
-import { eventually } from './support/eventually.js';
+import { eventually } from '../support/eventually.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

@@ -5,7 +5,7 @@ import { startClusterTarget, startNetbirdTarget } from '../client/support/relay-
 import { freePort } from '../support/free-port.js';
 import { startInProcessRelay, TEST_SECRET, type InProcessRelay } from '../support/in-process-relay.js';
 import { metricValue } from '../support/metric-value.js';
-import { eventually } from './support/eventually.js';
+import { eventually } from '../support/eventually.js';
 import { TcpForwarder } from '../support/tcp-forwarder.js';
 
 const cleanups: (() => Promise<void>)[] = [];

@@ -17,6 +17,8 @@ import {
   MAX_PEER_IDS_PER_MESSAGE,
   MessageType,
   PEER_ID_SIZE,
+  TRANSPORT_HEADER_SIZE,
+  HEADER_SIZE,
 } from '../../src/protocol/constants.js';
 import {
   formatPeerKey,
@@ -100,8 +102,8 @@ describe('transport', () => {
         expect(key.ok && key.value).toBe(peerKeyFromBytes(dst));
         rewriteTransportPeer(msg, src);
         expect(msg.subarray(0, 2)).toEqual(Buffer.from([1, 3]));
-        expect(msg.subarray(2, 38)).toEqual(src);
-        expect(msg.subarray(38)).toEqual(Buffer.from(payload));
+        expect(msg.subarray(HEADER_SIZE, TRANSPORT_HEADER_SIZE)).toEqual(src);
+        expect(msg.subarray(TRANSPORT_HEADER_SIZE)).toEqual(Buffer.from(payload));
       }),
     );
   });

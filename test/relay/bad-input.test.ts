@@ -1,7 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateToken } from '../../src/auth/hmac-token.js';
 import { encodeAuth, encodeTransport } from '../../src/protocol/codec.js';
-import { AUTH_MAGIC, MAX_MESSAGE_SIZE, MessageType } from '../../src/protocol/constants.js';
+import {
+  AUTH_MAGIC,
+  MAX_MESSAGE_SIZE,
+  MessageType,
+  TRANSPORT_HEADER_SIZE,
+} from '../../src/protocol/constants.js';
 import { peerIdFromIdentifier } from '../../src/protocol/peer-id.js';
 import { metricValue } from '../support/metric-value.js';
 import { RelayTestClient } from '../support/relay-test-client.js';
@@ -29,7 +34,7 @@ afterAll(async () => {
 async function expectBystandersUnaffected(): Promise<void> {
   const payload = Buffer.from(`still here ${++n}`);
   bystanderA.sendTransport(bystanderB.peerId, payload);
-  expect((await bystanderB.next()).subarray(38)).toEqual(payload);
+  expect((await bystanderB.next()).subarray(TRANSPORT_HEADER_SIZE)).toEqual(payload);
 }
 
 /** The server must close without sending a single message. */

@@ -3,6 +3,7 @@ import { HEALTH_CHECK_MESSAGE } from '../../src/protocol/codec.js';
 import { metricValue } from '../support/metric-value.js';
 import { RelayTestClient } from '../support/relay-test-client.js';
 import { startInProcessRelay, TEST_SECRET, type InProcessRelay } from '../support/in-process-relay.js';
+import { TRANSPORT_HEADER_SIZE } from '../../src/protocol/constants.js';
 
 let relay: InProcessRelay;
 
@@ -61,7 +62,7 @@ describe('health checks', () => {
     await probe.closed;
     expect(alive.isClosed).toBe(false);
     peer.sendTransport(alive.peerId, Buffer.from('after idle'));
-    expect((await alive.next()).subarray(38).toString()).toBe('after idle');
+    expect((await alive.next()).subarray(TRANSPORT_HEADER_SIZE).toString()).toBe('after idle');
     alive.close();
     peer.close();
   });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MessageType } from '../../src/protocol/constants.js';
+import { MessageType, TRANSPORT_HEADER_SIZE, HEADER_SIZE } from '../../src/protocol/constants.js';
 import { peerIdFromIdentifier } from '../../src/protocol/peer-id.js';
 import { describeMessage, RelayTestClient } from '../support/relay-test-client.js';
 import { startInProcessRelay, TEST_SECRET, type InProcessRelay } from '../support/in-process-relay.js';
@@ -33,12 +33,12 @@ describe('transport', () => {
     alice.sendTransport(bob.peerId, payload);
     const atBob = await bob.next();
     expect(atBob.subarray(0, 2)).toEqual(Buffer.from([1, MessageType.Transport]));
-    expect(atBob.subarray(2, 38)).toEqual(alice.peerId);
-    expect(atBob.subarray(38)).toEqual(payload);
+    expect(atBob.subarray(HEADER_SIZE, TRANSPORT_HEADER_SIZE)).toEqual(alice.peerId);
+    expect(atBob.subarray(TRANSPORT_HEADER_SIZE)).toEqual(payload);
     bob.sendTransport(alice.peerId, Buffer.from('reply'));
     const atAlice = await alice.next();
-    expect(atAlice.subarray(2, 38)).toEqual(bob.peerId);
-    expect(atAlice.subarray(38).toString()).toBe('reply');
+    expect(atAlice.subarray(HEADER_SIZE, TRANSPORT_HEADER_SIZE)).toEqual(bob.peerId);
+    expect(atAlice.subarray(TRANSPORT_HEADER_SIZE).toString()).toBe('reply');
     alice.close();
     bob.close();
   });
@@ -48,7 +48,7 @@ describe('transport', () => {
     const bob = await connect(uniqueName('bob'));
     alice.sendTransport(peerIdFromIdentifier(uniqueName('nobody')), Buffer.from('lost'));
     alice.sendTransport(bob.peerId, Buffer.from('found'));
-    expect((await bob.next()).subarray(38).toString()).toBe('found');
+    expect((await bob.next()).subarray(TRANSPORT_HEADER_SIZE).toString()).toBe('found');
     expect(alice.isClosed).toBe(false);
     alice.close();
     bob.close();
@@ -61,10 +61,10 @@ describe('transport', () => {
     for (let i = 0; i < 6; i++)
       sender.sendTransport(i % 2 === 0 ? first.peerId : second.peerId, Buffer.from(`m${i}`));
     const atFirst = [await first.next(), await first.next(), await first.next()].map((m) =>
-      m.subarray(38).toString(),
+      m.subarray(TRANSPORT_HEADER_SIZE).toString(),
     );
     const atSecond = [await second.next(), await second.next(), await second.next()].map((m) =>
-      m.subarray(38).toString(),
+      m.subarray(TRANSPORT_HEADER_SIZE).toString(),
     );
     expect(atFirst).toEqual(['m0', 'm2', 'm4']);
     expect(atSecond).toEqual(['m1', 'm3', 'm5']);
@@ -152,7 +152,7 @@ describe('reconnect of the same peer ID', () => {
       alice = newAlice;
       bob.sendTransport(alice.peerId, Buffer.from(`ping ${round}`));
       const atAlice = await alice.next();
-      expect(atAlice.subarray(38).toString()).toBe(`ping ${round}`);
+      expect(atAlice.subarray(TRANSPORT_HEADER_SIZE).toString()).toBe(`ping ${round}`);
     }
     expect(bob.pending()).toBe(0);
     alice.close();

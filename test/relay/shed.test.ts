@@ -3,6 +3,7 @@ import { CLOSE_MESSAGE } from '../../src/protocol/codec.js';
 import { metricValue } from '../support/metric-value.js';
 import { RelayTestClient } from '../support/relay-test-client.js';
 import { startInProcessRelay, TEST_SECRET, type InProcessRelay } from '../support/in-process-relay.js';
+import { TRANSPORT_HEADER_SIZE } from '../../src/protocol/constants.js';
 
 let relay: InProcessRelay;
 beforeAll(async () => {
@@ -33,7 +34,7 @@ describe('shedding peers for rebalancing', () => {
     for (const c of closedClients) expect(await c.next().catch(() => undefined)).toEqual(CLOSE_MESSAGE);
     const survivors = clients.filter((c) => !closedClients.includes(c));
     survivors[0]!.sendTransport(survivors[1]!.peerId, Buffer.from('still relayed'));
-    expect((await survivors[1]!.next()).subarray(38).toString()).toBe('still relayed');
+    expect((await survivors[1]!.next()).subarray(TRANSPORT_HEADER_SIZE).toString()).toBe('still relayed');
     expect(await metricValue(relay.metrics, 'relay_session_closes_total', { reason: 'rebalance' })).toBe(4);
     for (const c of clients) c.close();
   });

@@ -3,6 +3,7 @@ import { encodeTransport } from '../../src/protocol/codec.js';
 import { metricValue } from '../support/metric-value.js';
 import { RelayTestClient } from '../support/relay-test-client.js';
 import { startInProcessRelay, TEST_SECRET, type InProcessRelay } from '../support/in-process-relay.js';
+import { TRANSPORT_HEADER_SIZE } from '../../src/protocol/constants.js';
 
 let relay: InProcessRelay;
 
@@ -35,7 +36,7 @@ describe('a receiver that stops reading', () => {
     for (let i = 0; i < total; i++) sender.send(packet);
     // Traffic between two other peers is unaffected while this goes on.
     sender.sendTransport(healthy.peerId, Buffer.from('through'));
-    expect((await healthy.next(10_000)).subarray(38).toString()).toBe('through');
+    expect((await healthy.next(10_000)).subarray(TRANSPORT_HEADER_SIZE).toString()).toBe('through');
     // Wait until the relay has seen everything: the drop counter accounts for whatever was not buffered.
     let dropped = 0;
     const deadline = Date.now() + 20_000;

@@ -8,6 +8,7 @@ import { TEST_SECRET } from '../support/in-process-relay.js';
 import { RelayProcess } from '../support/relay-process.js';
 import { RelayTestClient } from '../support/relay-test-client.js';
 import { createSelfSignedCert, type SelfSignedCert } from '../support/self-signed-cert.js';
+import { TRANSPORT_HEADER_SIZE } from '../../src/protocol/constants.js';
 
 /** The SHA-256 fingerprint of the certificate a new handshake gets. */
 function servedFingerprint(port: number): Promise<string> {
@@ -68,7 +69,7 @@ describe('TLS certificate reload', () => {
     const secondPrint = fingerprintOf(second);
     await expect.poll(() => servedFingerprint(relay.port), { timeout: 5_000 }).toBe(secondPrint);
     a.sendTransport(b.peerId, Buffer.from('still here'));
-    expect((await b.next()).subarray(38).toString()).toBe('still here');
+    expect((await b.next()).subarray(TRANSPORT_HEADER_SIZE).toString()).toBe('still here');
 
     // The new certificate with the old key does not load.
     publish('v3', second.certFile, first.keyFile);

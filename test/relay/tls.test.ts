@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RelayTestClient } from '../support/relay-test-client.js';
 import { startInProcessRelay, TEST_SECRET, type InProcessRelay } from '../support/in-process-relay.js';
 import { createSelfSignedCert, type SelfSignedCert } from '../support/self-signed-cert.js';
+import { TRANSPORT_HEADER_SIZE } from '../../src/protocol/constants.js';
 
 let cert: SelfSignedCert;
 let relay: InProcessRelay;
@@ -26,7 +27,7 @@ describe('TLS listener', () => {
     const b = await RelayTestClient.connect(url, { identifier: 'tls-b', secret: TEST_SECRET });
     expect(a.instanceUrl).toBe('rels://relay.test:443');
     a.sendTransport(b.peerId, Buffer.from('over tls'));
-    expect((await b.next()).subarray(38).toString()).toBe('over tls');
+    expect((await b.next()).subarray(TRANSPORT_HEADER_SIZE).toString()).toBe('over tls');
     await expect(RelayTestClient.open(relay.url)).rejects.toThrow();
     a.close();
     b.close();
