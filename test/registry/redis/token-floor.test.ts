@@ -102,7 +102,7 @@ describe('token floor', () => {
       await original.stop();
 
       // Redis comes back from its snapshot on a host whose clock is an hour behind.
-      const behind = await RedisServer.start(persisted, undefined, {}, shiftedClockEnv(-HOUR_SECONDS));
+      const behind = await RedisServer.start(persisted, undefined, {}, shiftedClockEnv(-HOUR_SECONDS, dir));
       const after = connect(behind);
       const [seconds] = await after.redis.time();
       expect(Date.now() / 1000 - Number(seconds)).toBeGreaterThan(HOUR_SECONDS - 60);
