@@ -5,6 +5,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { encodeTransport } from '../src/protocol/codec.js';
+import { NO_PER_IP_LIMITS } from '../test/support/loopback-limits.js';
 import { RelayProcess } from '../test/support/relay-process.js';
 import { RelayTestClient } from '../test/support/relay-test-client.js';
 import { TEST_SECRET } from '../test/support/in-process-relay.js';
@@ -78,7 +79,7 @@ async function throughput(relay: RelayProcess, pairs: number) {
   };
 }
 
-const relay = await RelayProcess.start({ env: { NB_LOG_LEVEL: 'warn' } });
+const relay = await RelayProcess.start({ env: { NB_LOG_LEVEL: 'warn', ...NO_PER_IP_LIMITS } });
 try {
   const hs = await handshakes(relay);
   const rows = [];

@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sleep } from './proc.js';
 import { freePort } from '../../test/support/free-port.js';
+import { NO_PER_IP_LIMITS } from '../../test/support/loopback-limits.js';
 
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const SECRET = 'bench-secret';
@@ -164,6 +165,8 @@ async function ourRelayProc(name: string, options: OurRelayOptions & { exposed?:
       NB_METRICS_PORT: String(metrics),
       NB_HEALTH_LISTEN_ADDRESS: `127.0.0.1:${health}`,
       NB_LOG_LEVEL: 'warn',
+      // Every bench client is on 127.0.0.1: measure the relay, not the per-IP limits.
+      ...NO_PER_IP_LIMITS,
       ...options.env,
     }),
     `http://127.0.0.1:${health}/readyz`,

@@ -18,7 +18,7 @@ export interface ResyncOptions {
   state: RegistryState;
   /** Both connections up: a resync cannot complete otherwise (their 'ready' asks again). */
   connected: () => boolean;
-  /** Life of a peer's token floor after its last use. */
+  /** Life of a hash slot's token floor after the last registration in the slot. */
   tokenFloorTtlSeconds: number;
   /** After data loss, time the other pods get to restore their sessions before we call them gone. */
   restoreGraceMs: number;

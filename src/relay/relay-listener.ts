@@ -33,14 +33,21 @@ export interface RelayListenerOptions {
 
 const DEFAULT_MAX_PENDING_CONNECTIONS = 1024;
 
+/** One TCP connection of this listener, the same for its TLS socket and the TCP socket under it. */
+function connectionKey(socket: Socket): string {
+  return `${socket.remoteAddress ?? ''}|${socket.remotePort ?? ''}`;
+}
+
 /** The public WebSocket endpoint (ws or wss) at /relay. */
 export class RelayListener {
   readonly #server: Server;
   readonly #wss: WebSocketServer;
   readonly #options: RelayListenerOptions;
   readonly #limiter: HttpConnectionLimiter;
-  // Pre-upgrade deadline per socket: Node's own header timeout is only checked on an interval.
-  readonly #deadlines = new WeakMap<Socket, NodeJS.Timeout>();
+  // Pre-upgrade deadline per TCP connection, from accept, covering the TLS handshake too (Node's own
+  // header timeout is only checked on an interval). Keyed by the client's address and port: the
+  // upgrade sees the TLS socket, the accept the TCP socket under it.
+  readonly #deadlines = new Map<string, NodeJS.Timeout>();
   #accepting = false;
 
   constructor(options: RelayListenerOptions) {
@@ -52,7 +59,8 @@ export class RelayListener {
           ...http,
           cert: options.tls.cert,
           key: options.tls.key,
-          handshakeTimeout: deadlineMs,
+          // A backstop only: the deadline below fires first and is counted.
+          handshakeTimeout: deadlineMs + 1_000,
         })
       : createHttpServer(http);
     this.#server.maxConnections = options.maxConnections;
@@ -83,15 +91,21 @@ export class RelayListener {
         socket.destroy();
       });
     }
-    this.#server.on(options.tls ? 'secureConnection' : 'connection', (socket: Socket) => {
+    this.#server.on('connection', (socket: Socket) => {
+      if (socket.destroyed) return; // refused above
+      const key = connectionKey(socket);
       const timer = setTimeout(() => {
+        this.#deadlines.delete(key);
         if (socket.destroyed) return;
         onRefused('handshake_deadline');
         socket.destroy();
       }, deadlineMs);
       timer.unref();
-      this.#deadlines.set(socket, timer);
-      socket.once('close', () => clearTimeout(timer));
+      this.#deadlines.set(key, timer);
+      socket.once('close', () => {
+        clearTimeout(timer);
+        if (this.#deadlines.get(key) === timer) this.#deadlines.delete(key);
+      });
     });
     this.#wss = new WebSocketServer({
       noServer: true,
@@ -147,7 +161,9 @@ export class RelayListener {
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     // From here the session's own handshake timer bounds the socket.
-    clearTimeout(this.#deadlines.get(socket as Socket));
+    const key = connectionKey(socket as Socket);
+    clearTimeout(this.#deadlines.get(key));
+    this.#deadlines.delete(key);
     this.#limiter.release(socket as Socket);
     const path = (req.url ?? '').split('?', 1)[0];
     if (path !== RELAY_PATH || !this.#accepting) {

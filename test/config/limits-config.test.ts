@@ -9,14 +9,14 @@ const dir = mkdtempSync(join(tmpdir(), 'nb-limits-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('abuse limits settings', () => {
-  it('have defaults that let a NAT of 1,000 peers reconnect at once', () => {
+  it('have defaults for one address among many: 500 sessions, 200 upgrades at once, then 20/s', () => {
     const config = loadConfig([], BASE);
     expect(config.limits).toEqual({
-      connectRate: 200,
-      connectBurst: 2000,
-      handshakeRate: 200,
-      handshakeBurst: 2000,
-      maxConnectionsPerIp: 2000,
+      connectRate: 50,
+      connectBurst: 500,
+      handshakeRate: 20,
+      handshakeBurst: 200,
+      maxConnectionsPerIp: 500,
       maxSubscriptionsPerPeer: 8192,
     });
     expect(config.metricsHost).toBe('');
@@ -29,7 +29,7 @@ describe('abuse limits settings', () => {
     const config = loadConfig([], { ...BASE, NB_LIMITS_FILE: file, NB_HANDSHAKE_RATE: '9' });
     expect(config.limits).toMatchObject({ handshakeRate: 5, maxConnectionsPerIp: 0 });
     writeFileSync(file, 'NB_HANDSHAKE_RATE=7\n');
-    expect(config.reloadLimits()).toMatchObject({ handshakeRate: 7, maxConnectionsPerIp: 2000 });
+    expect(config.reloadLimits()).toMatchObject({ handshakeRate: 7, maxConnectionsPerIp: 500 });
   });
 
   it('refuse bad values with one message naming the setting', () => {

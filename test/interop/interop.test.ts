@@ -20,6 +20,7 @@ import {
   type DriverEvent,
   type ScenarioResult,
 } from './harness.js';
+import { NO_PER_IP_LIMITS } from '../support/loopback-limits.js';
 
 const SECRET = `interop-${randomBytes(8).toString('hex')}`;
 const CLUSTER_SECRET = `mesh-${randomBytes(8).toString('hex')}`;
@@ -115,7 +116,8 @@ function ourRelay(name: string, listen: number, exposed: string, env: Record<str
           '--health-listen-address',
           `127.0.0.1:${health}`,
         ],
-        env: cleanEnv(env),
+        // reconnect-race dials 1,000 times in seconds, every client on 127.0.0.1.
+        env: cleanEnv({ ...NO_PER_IP_LIMITS, ...env }),
         readyUrl: `http://127.0.0.1:${health}/readyz`,
       }),
   );

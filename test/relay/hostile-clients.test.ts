@@ -1,5 +1,6 @@
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
+import { connect as connectTls } from 'node:tls';
 import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateToken } from '../../src/auth/hmac-token.js';
@@ -9,6 +10,8 @@ import { TEST_SECRET } from '../support/in-process-relay.js';
 import { processMemoryMiB } from './support/process-memory.js';
 import { RawWebSocket } from './support/raw-ws.js';
 import { RelayProcess } from '../support/relay-process.js';
+import { RelayTestClient } from '../support/relay-test-client.js';
+import { createSelfSignedCert } from '../support/self-signed-cert.js';
 
 // Attacks anyone can run before authenticating (and a few an authenticated peer can), against a
 // spawned relay; memory is the child's own, from /proc.
@@ -180,5 +183,61 @@ describe('slow and misbehaving WebSocket clients', () => {
     await expect
       .poll(() => relay.metric('relay_session_closes_total', { reason: 'ws_compressed_frame' }))
       .toBe(1);
+  });
+});
+
+describe('slow clients of a TLS listener', () => {
+  const cert = createSelfSignedCert();
+  let relay: RelayProcess;
+  beforeAll(async () => {
+    relay = await RelayProcess.start({
+      exposedAddress: 'rels://127.0.0.1:443',
+      env: { NB_HANDSHAKE_TIMEOUT: '2s', NB_TLS_CERT_FILE: cert.certFile, NB_TLS_KEY_FILE: cert.keyFile },
+    });
+  });
+  afterAll(async () => {
+    await relay.stop();
+    cert.remove();
+  });
+
+  it('the handshake deadline counts from accept: TLS handshake and upgrade together', async () => {
+    const silent = await tcp(relay.port);
+    const silentClosed = closedWithin(silent, 8_000);
+    // Silent for most of the deadline, then a quick TLS handshake, then the upgrade a byte a second.
+    const slow = await tcp(relay.port);
+    const slowClosed = closedWithin(slow, 8_000);
+    await new Promise((r) => setTimeout(r, 1_500));
+    const tls = connectTls({ socket: slow, rejectUnauthorized: false });
+    tls.on('error', () => {});
+    await once(tls, 'secureConnect');
+    const request = 'GET /relay HTTP/1.1\r\nHost: 127.0.0.1\r\n';
+    let sent = 0;
+    const drip = setInterval(() => tls.write(request.charAt(sent++ % request.length)), 1_000);
+    const [silentMs, slowMs] = await Promise.all([silentClosed, slowClosed]);
+    clearInterval(drip);
+    silent.destroy();
+    tls.destroy();
+    console.log(
+      `TLS, handshake deadline 2 s: silent closed after ${silentMs} ms, slow TLS + trickle after ${slowMs} ms`,
+    );
+    for (const ms of [silentMs, slowMs]) {
+      expect(ms).not.toBe('open');
+      expect(ms).toBeGreaterThanOrEqual(1_500);
+      expect(ms).toBeLessThanOrEqual(2_900);
+    }
+    expect(await relay.metric('relay_http_connections_refused_total', { reason: 'handshake_deadline' })).toBe(
+      2,
+    );
+  });
+
+  it('a peer that upgraded in time keeps its session past the deadline', async () => {
+    const url = `rels://127.0.0.1:${relay.port}`;
+    const a = await RelayTestClient.connect(url, { identifier: 'tls-deadline-a', secret: TEST_SECRET });
+    const b = await RelayTestClient.connect(url, { identifier: 'tls-deadline-b', secret: TEST_SECRET });
+    await new Promise((r) => setTimeout(r, 3_000)); // past the 2 s deadline: nothing to await but time
+    a.sendTransport(b.peerId, Buffer.from('after the deadline'));
+    expect((await b.next()).subarray(38).toString()).toBe('after the deadline');
+    a.close();
+    b.close();
   });
 });

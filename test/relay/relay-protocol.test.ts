@@ -3,6 +3,7 @@ import { MessageType, TRANSPORT_HEADER_SIZE, HEADER_SIZE } from '../../src/proto
 import { peerIdFromIdentifier } from '../../src/protocol/peer-id.js';
 import { describeMessage, RelayTestClient } from '../support/relay-test-client.js';
 import { startInProcessRelay, TEST_SECRET, type InProcessRelay } from '../support/in-process-relay.js';
+import { NO_PER_IP_LIMITS } from '../support/loopback-limits.js';
 
 let relay: InProcessRelay;
 let counter = 0;
@@ -11,7 +12,8 @@ const connect = (identifier: string): Promise<RelayTestClient> =>
   RelayTestClient.connect(relay.url, { identifier, secret: TEST_SECRET });
 
 beforeAll(async () => {
-  relay = await startInProcessRelay();
+  // 1,000 reconnects from 127.0.0.1 in seconds: far more than one real address makes.
+  relay = await startInProcessRelay(NO_PER_IP_LIMITS);
 });
 afterAll(async () => {
   await relay.stop();

@@ -93,20 +93,28 @@ export class RedisServer {
   readonly port: number;
   readonly access: RedisAccess;
   readonly #args: string[];
+  readonly #env: NodeJS.ProcessEnv;
   #child: ChildProcess | undefined;
 
-  private constructor(port: number, args: string[], access: RedisAccess) {
+  private constructor(port: number, args: string[], access: RedisAccess, env: NodeJS.ProcessEnv) {
     this.port = port;
     this.access = access;
     this.#args = args;
+    this.#env = env;
   }
 
   /**
    * Starts an empty, non-persistent redis-server; `args` are extra command-line settings;
-   * `access`: require this password (and use it towards a primary), serve only TLS.
+   * `access`: require this password (and use it towards a primary), serve only TLS;
+   * `env`: added to the server's environment.
    */
-  static async start(args: string[] = [], port?: number, access: RedisAccess = {}): Promise<RedisServer> {
-    const server = new RedisServer(port ?? (await freePort()), args, access);
+  static async start(
+    args: string[] = [],
+    port?: number,
+    access: RedisAccess = {},
+    env: NodeJS.ProcessEnv = {},
+  ): Promise<RedisServer> {
+    const server = new RedisServer(port ?? (await freePort()), args, access, env);
     await server.#spawn();
     return server;
   }
@@ -127,7 +135,7 @@ export class RedisServer {
         ...securitySettings(this.port, this.access).flatMap(([name, value]) => [`--${name}`, value]),
         ...this.#args,
       ],
-      { stdio: 'ignore' },
+      { stdio: 'ignore', env: { ...process.env, ...this.#env } },
     );
     running.add(child);
     child.once('exit', () => running.delete(child));

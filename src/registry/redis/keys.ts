@@ -1,4 +1,5 @@
 import { formatPeerKey, parsePrintedPeerId, type PeerKey } from '../../protocol/peer-id.js';
+import { hashSlot, slotTag } from './hash-slot.js';
 
 /**
  * Names of everything the cluster keeps in Redis. Peer keys carry a hash tag on
@@ -7,7 +8,10 @@ import { formatPeerKey, parsePrintedPeerId, type PeerKey } from '../../protocol/
  *
  *   <p>:peer:{<peer>}      "token|instance|session" of the peer's newest session (no TTL: removed
  *                          by unregister or by the reaper when its instance dies)
- *   <p>:floor:{<peer>}     last token handed out for the peer (TTL, refreshed on use)
+ *   <p>:slotfloor:{<tag>}  last token handed out for any peer of one hash slot (TTL, refreshed on
+ *                          use); <tag> hashes to that slot, so there are at most 16,384 of them
+ *   <p>:floor:{<peer>}     the per-peer floor of earlier releases: kept current while it lives,
+ *                          never created (it expires within 7 days of the upgrade)
  *   <p>:inst:{<instance>}  set of peers an instance registered (what the reaper walks)
  *   <p>:reap:{<instance>}  short lock: one pod reaps a dead instance at a time
  *   <p>:{cluster}:epoch    identity of the data set
@@ -41,7 +45,13 @@ export class RedisKeys {
     return `${this.#routeHead}${printedPeer}}`;
   }
 
+  /** The token floor shared by every peer in the hash slot of `printedPeer`. */
   tokenFloor(printedPeer: string): string {
+    return `${this.prefix}:slotfloor:{${slotTag(hashSlot(printedPeer))}}`;
+  }
+
+  /** The per-peer floor earlier releases wrote; read and kept current during a rolling update. */
+  legacyTokenFloor(printedPeer: string): string {
     return `${this.prefix}:floor:{${printedPeer}}`;
   }
 

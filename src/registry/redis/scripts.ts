@@ -11,8 +11,8 @@ type ScriptArg = string | number;
  * Cluster node).
  */
 const SCRIPTS = {
-  nbRegister: { file: 'register', keys: 2 },
-  nbRestore: { file: 'restore', keys: 2 },
+  nbRegister: { file: 'register', keys: 3 },
+  nbRestore: { file: 'restore', keys: 3 },
   nbCompareAndDelete: { file: 'compare-and-delete', keys: 1 },
   nbEpoch: { file: 'epoch', keys: 1 },
   nbHeartbeat: { file: 'heartbeat', keys: 4 },

@@ -54,12 +54,13 @@ export class RedisStore {
     floorTtlSeconds: number,
   ): Promise<Registered> {
     const printed = printedPeer(peer);
-    const [token, previous] = (await runScript(
-      this.#redis,
-      'nbRegister',
-      [this.keys.route(printed), this.keys.tokenFloor(printed)],
-      [instance, printed, epoch, floorTtlSeconds, this.keys.events],
-    )) as [string, string | null];
+    const [token, previous] = (await runScript(this.#redis, 'nbRegister', this.#tokenKeys(printed), [
+      instance,
+      printed,
+      epoch,
+      floorTtlSeconds,
+      this.keys.events,
+    ])) as [string, string | null];
     return { token: Number(token), previous: previous ? decodeStoredRoute(previous) : undefined };
   }
 
@@ -71,12 +72,15 @@ export class RedisStore {
     floorTtlSeconds: number,
   ): Promise<Restored> {
     const printed = printedPeer(peer);
-    const [token, other] = (await runScript(
-      this.#redis,
-      'nbRestore',
-      [this.keys.route(printed), this.keys.tokenFloor(printed)],
-      [session.instance, printed, epoch, floorTtlSeconds, this.keys.events, session.token, session.session],
-    )) as [string | null, string | null];
+    const [token, other] = (await runScript(this.#redis, 'nbRestore', this.#tokenKeys(printed), [
+      session.instance,
+      printed,
+      epoch,
+      floorTtlSeconds,
+      this.keys.events,
+      session.token,
+      session.session,
+    ])) as [string | null, string | null];
     const decoded = other ? decodeStoredRoute(other) : undefined;
     if (token === null) return { kind: 'superseded', current: decoded };
     return { kind: 'restored', token: Number(token), previous: decoded };
@@ -228,6 +232,11 @@ export class RedisStore {
     if (forgotten !== 1) return false;
     await this.#redis.del(keys.instanceSessions(instance));
     return true;
+  }
+
+  /** What register.lua and restore.lua read and write: the route and the token floors. */
+  #tokenKeys(printed: string): string[] {
+    return [this.keys.route(printed), this.keys.tokenFloor(printed), this.keys.legacyTokenFloor(printed)];
   }
 
   async #compareAndDelete(

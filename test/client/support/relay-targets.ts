@@ -1,5 +1,6 @@
 import { startPod, type Pod } from '../../cluster/cluster-pods.js';
 import { startInProcessRelay, TEST_SECRET } from '../../support/in-process-relay.js';
+import { NO_PER_IP_LIMITS } from '../../support/loopback-limits.js';
 import { RedisServer } from '../../support/redis-server.js';
 import { startNetbirdRelay } from './netbird-relay.js';
 
@@ -14,8 +15,9 @@ export interface RelayTarget {
   stop(): Promise<void>;
 }
 
+// The scenarios reconnect a thousand times in seconds, all from 127.0.0.1: no per-IP limits.
 export async function startStandaloneTarget(): Promise<RelayTarget> {
-  const relay = await startInProcessRelay();
+  const relay = await startInProcessRelay(NO_PER_IP_LIMITS);
   return { name: 'standalone', secret: TEST_SECRET, urls: [relay.url], ours: true, stop: () => relay.stop() };
 }
 
@@ -25,7 +27,7 @@ export async function startClusterTarget(): Promise<RelayTarget & { pods: Pod[];
   const pods: Pod[] = [];
   try {
     for (const name of ['client-pod-0', 'client-pod-1', 'client-pod-2']) {
-      pods.push(await startPodRetryingPortClash(name, { NB_REDIS_URL: redis.url }));
+      pods.push(await startPodRetryingPortClash(name, { NB_REDIS_URL: redis.url, ...NO_PER_IP_LIMITS }));
     }
   } catch (err) {
     await Promise.all(pods.map((pod) => pod.process.stop()));

@@ -7,7 +7,7 @@ import { RedisServer, stopAllRedis } from '../../support/redis-server.js';
 
 const keys = new RedisKeys('t');
 const peer = printedPeer(peerKeyFromBytes(peerIdFromIdentifier('script-peer')));
-const routeKeys = [keys.route(peer), keys.tokenFloor(peer)];
+const routeKeys = [keys.route(peer), keys.tokenFloor(peer), keys.legacyTokenFloor(peer)];
 
 let server: RedisServer;
 let redis: Redis;
@@ -90,6 +90,18 @@ describe('register.lua', () => {
     expect(await redis.exists(keys.tokenFloor(peer))).toBe(0);
     const [second] = await register('A', 1);
     expect(BigInt(second)).toBeGreaterThan(BigInt(first));
+  });
+
+  it('honours and keeps current the per-peer floor of an earlier release, never creating one', async () => {
+    const [first] = await register('A');
+    expect(await redis.exists(keys.legacyTokenFloor(peer))).toBe(0);
+    // An earlier release's pod handed out a token ahead of this clock (its Redis clock was ahead).
+    const ahead = BigInt(first) + 3_600_000_000n;
+    await redis.set(keys.legacyTokenFloor(peer), String(ahead), 'EX', 60);
+    const [second] = await register('B');
+    expect(BigInt(second)).toBe(ahead + 1n);
+    expect(await redis.get(keys.legacyTokenFloor(peer))).toBe(second);
+    expect(await redis.ttl(keys.legacyTokenFloor(peer))).toBeGreaterThan(60);
   });
 });
 
