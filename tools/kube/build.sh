@@ -8,6 +8,7 @@
 #   promtool        github.com/prometheus/prometheus/cmd/promtool: checks and unit-tests the alert rules
 # and into .cache/kube-node-bin/ (KUBE_NODE_BIN_DIR) for test/k8s-node:
 #   kube-scheduler, kube-controller-manager  k8s.io/kubernetes/cmd/..., the apiserver's version
+#   kubelet, kube-proxy                      the node's half, same version (test/k8s-node/node.test.ts)
 # Idempotent: a tool whose binary exists and whose stamp names the same version is skipped.
 # Environment: KUBE_BIN_DIR (default <repo>/.cache/kube-bin), GOFLAGS (e.g. -p=1 on a busy machine).
 set -euo pipefail
@@ -133,7 +134,7 @@ fi
 # (KUBE_NODE_BIN_DIR) so the cached tools above are never rebuilt for it.
 node_bin="${KUBE_NODE_BIN_DIR:-$root/.cache/kube-node-bin}"
 mkdir -p "$node_bin"
-for component in kube-scheduler kube-controller-manager; do
+for component in kube-scheduler kube-controller-manager kubelet kube-proxy; do
   if [ -e "$node_bin/$component" ] && [ "$(cat "$node_bin/$component.version" 2>/dev/null)" = "$KUBERNETES_VERSION+stamped" ]; then
     log "$component $KUBERNETES_VERSION cached"
   else
