@@ -45,6 +45,9 @@ let policy: PolicyV1Api;
 let kubeconfig: string;
 let work: string;
 const clients: RelayTestClient[] = [];
+/** Host ports that reach the relay Service and Redis inside the node (set by the helm install test). */
+let relayPort = 0;
+let redisPort = 0;
 
 beforeAll(async () => {
   tools = await ensureKubeTools();
@@ -147,6 +150,42 @@ async function podOf(redisPort: number, peer: RelayTestClient): Promise<string> 
   if (!instance) return '';
   const info = await redisCommand(redisPort, `HGET nbrelay:{cluster}:info ${instance}`);
   return info.split('\r\n')[1]?.split('|')[1] ?? '';
+}
+
+/**
+ * A peer that reconnects through the Service whenever its connection closes, as a NetBird client does,
+ * and records how long each outage lasted (close -> authenticated again).
+ */
+class KeptPeer {
+  client: RelayTestClient | undefined;
+  readonly gapsMs: number[] = [];
+  #stopped = false;
+
+  constructor(readonly identifier: string) {}
+
+  async start(): Promise<void> {
+    this.client = await connect(relayPort, this.identifier);
+    void this.#watch(this.client);
+  }
+
+  async #watch(client: RelayTestClient): Promise<void> {
+    await client.closed;
+    const closedAt = Date.now();
+    while (!this.#stopped) {
+      try {
+        this.client = await connect(relayPort, this.identifier);
+        this.gapsMs.push(Date.now() - closedAt);
+        void this.#watch(this.client);
+        return;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+  }
+
+  stop(): void {
+    this.#stopped = true;
+  }
 }
 
 async function exchange(from: RelayTestClient, to: RelayTestClient, text: string): Promise<void> {
@@ -292,12 +331,12 @@ describe('a real node', () => {
       expect(pod.status?.containerStatuses?.[0]?.restartCount).toBe(0);
     }
 
-    const redisPort = await node!.expose(REDIS_SERVICE_IP, 6379);
+    redisPort = await node!.expose(REDIS_SERVICE_IP, 6379);
     const service = await core.readNamespacedService({
       name: 'relay-nb-cluster-relay',
       namespace: RELEASE_NS,
     });
-    const relayPort = await node!.expose(service.spec!.clusterIP!, 443);
+    relayPort = await node!.expose(service.spec!.clusterIP!, 443);
     // kube-proxy picks a pod per connection: connect until two peers are on different pods
     const peers: RelayTestClient[] = [];
     const placed = new Map<string, RelayTestClient>();
@@ -337,6 +376,58 @@ describe('a real node', () => {
       .poll(async () => (await relayPods()).filter(isReady).length, { timeout: 90_000, interval: 500 })
       .toBe(2);
   }, 420_000);
+
+  it('helm upgrade rolls every pod: no peer is lost, each reconnects through the Service', async () => {
+    const before = new Set((await relayPods()).map((p) => p.metadata!.name!));
+    const peers = Array.from({ length: 12 }, (_, i) => new KeptPeer(`node-rolled-${i}`));
+    await Promise.all(peers.map((p) => p.start()));
+    const started = Date.now();
+    await helm(tools, [
+      'upgrade',
+      'relay',
+      CHART_DIR,
+      `--kubeconfig=${kubeconfig}`,
+      `--namespace=${RELEASE_NS}`,
+      '--reuse-values',
+      `--set=podAnnotations.rolled=r${started}`,
+      '--wait',
+      '--timeout=4m',
+    ]);
+    // --wait returns once the new pods are Ready; the old ones are still draining
+    await expect
+      .poll(
+        async () =>
+          (await core.listNamespacedPod({ namespace: RELEASE_NS, labelSelector: RELAY_SELECTOR })).items
+            .length,
+        {
+          timeout: 90_000,
+          interval: 500,
+        },
+      )
+      .toBe(2);
+    const after = (await relayPods()).map((p) => p.metadata!.name!);
+    process.stderr.write(`[k8s-node] helm upgrade rolled 2 pods in ${Date.now() - started} ms\n`);
+    expect(after.filter((name) => before.has(name))).toEqual([]);
+
+    // every peer was on an old pod, so every peer reconnected at least once; none is left out
+    await expect
+      .poll(() => peers.filter((p) => p.gapsMs.length === 0).map((p) => p.identifier), { timeout: 30_000 })
+      .toEqual([]);
+    for (const peer of peers) peer.stop();
+    const current = new Set(after);
+    for (const peer of peers) {
+      await expect
+        .poll(() => podOf(redisPort, peer.client!), { timeout: 10_000 })
+        .toSatisfy((pod: string) => current.has(pod));
+    }
+    for (let i = 0; i < peers.length; i += 2) {
+      await exchange(peers[i]!.client!, peers[i + 1]!.client!, `after the roll ${i}`);
+    }
+    const gaps = peers.flatMap((p) => p.gapsMs);
+    process.stderr.write(
+      `[k8s-node] rolling upgrade: ${peers.length} peers, ${gaps.length} reconnects, longest gap ${Math.max(...gaps)} ms, median ${gaps.sort((a, b) => a - b)[Math.floor(gaps.length / 2)]} ms\n`,
+    );
+  }, 300_000);
 
   it('a PodDisruptionBudget refuses a second eviction while the first evicted pod is replaced', async () => {
     const [first, second] = await relayPods();
