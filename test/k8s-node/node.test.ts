@@ -30,7 +30,7 @@ import { ensureImages, IMAGES_DIR, IMAGES_TIMEOUT_MS } from './support/oci-conta
 const PAUSE_IMAGE = 'localhost/standin/pause:test';
 const RELAY_IMAGE = 'localhost/nb-cluster-relay:test';
 const REDIS_IMAGE = 'localhost/standin/redis:bookworm';
-/** A fixed ClusterIP: there is no cluster DNS here, so the chart is given Redis by address. */
+/** A fixed ClusterIP, so the Redis URL does not depend on the DNS the helm test checks. */
 const REDIS_SERVICE_IP = '10.96.0.50';
 const RELEASE_NS = 'relay';
 const RELAY_SELECTOR = 'app.kubernetes.io/name=nb-cluster-relay,app.kubernetes.io/component=relay';
@@ -52,7 +52,7 @@ let redisPort = 0;
 beforeAll(async () => {
   tools = await ensureKubeTools();
   await ensureImages();
-  requireNodeBinaries(['kubelet', 'kube-proxy']);
+  requireNodeBinaries(['kubelet', 'kube-proxy', 'coredns']);
   work = mkdtempSync(join(tmpdir(), 'nb-node-test-'));
   api = await KubeApiServer.start(tools, {
     advertiseAddress: NODE_IP,
@@ -65,6 +65,7 @@ beforeAll(async () => {
     api,
     binDir: NODE_BIN_DIR,
     sandboxImage: PAUSE_IMAGE,
+    coredns: join(NODE_BIN_DIR, 'coredns'),
     images: {
       [PAUSE_IMAGE]: join(IMAGES_DIR, 'oci/pause'),
       [RELAY_IMAGE]: join(IMAGES_DIR, 'oci/relay'),
@@ -259,7 +260,7 @@ describe('a real node', () => {
     await core.deleteNamespace({ name: 'smoke' });
   }, 180_000);
 
-  it('helm install: pods Ready through their probes, two peers on different pods through the Service, a deleted pod is announced offline', async () => {
+  it('helm install: pods Ready through their probes, helm test, two peers on different pods through the Service, a deleted pod is announced offline', async () => {
     await ensureNamespace('redis');
     const redisLabels = { app: 'redis' };
     await apps.createNamespacedDeployment({
@@ -330,6 +331,16 @@ describe('a real node', () => {
       expect(isReady(pod)).toBe(true);
       expect(pod.status?.containerStatuses?.[0]?.restartCount).toBe(0);
     }
+
+    // the chart's test pod resolves the relay Service through the cluster DNS and authenticates
+    const { stdout: tested } = await helm(tools, [
+      'test',
+      'relay',
+      `--kubeconfig=${kubeconfig}`,
+      `--namespace=${RELEASE_NS}`,
+      '--timeout=2m',
+    ]);
+    expect(tested).toMatch(/Phase:\s+Succeeded/);
 
     redisPort = await node!.expose(REDIS_SERVICE_IP, 6379);
     const service = await core.readNamespacedService({

@@ -44,6 +44,8 @@ export interface KubeNodeOptions {
   images: Record<string, string>;
   /** The pod sandbox image (containerd's sandbox_image); one of `images`. */
   sandboxImage: string;
+  /** CoreDNS binary: serves cluster.local at NODE_IP:53 from the API, as the pods' nameserver. */
+  coredns?: string;
 }
 
 /**
@@ -97,6 +99,9 @@ export class KubeNode {
     this.#writeConfigs();
     await this.#startContainerd();
     for (const [name, layout] of Object.entries(this.#options.images)) await this.#importImage(name, layout);
+    if (this.#options.coredns) {
+      this.#launch('coredns', [this.#options.coredns, `-conf=${this.#path('Corefile')}`]);
+    }
     const bin = this.#options.binDir;
     this.#agents.push(
       this.#launch('kubelet', [
@@ -221,6 +226,11 @@ export class KubeNode {
         'current-context': 'test',
       }),
     );
+    // CoreDNS as the cluster DNS, a process of the node rather than a pod (no image of it is built)
+    writeFileSync(
+      d('Corefile'),
+      `.:53 {\n  bind ${NODE_IP}\n  errors\n  kubernetes cluster.local in-addr.arpa {\n    kubeconfig ${d('node.kubeconfig')} test\n  }\n}\n`,
+    );
     writeFileSync(
       d('containerd.toml'),
       `version = 2
@@ -288,6 +298,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         podLogsDir: d('pod-logs'),
         resolvConf: d('resolv.conf'),
         clusterDomain: 'cluster.local',
+        clusterDNS: this.#options.coredns ? [NODE_IP] : [],
         address: NODE_IP,
         readOnlyPort: 0,
         healthzBindAddress: '127.0.0.1',
