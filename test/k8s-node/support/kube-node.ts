@@ -394,6 +394,15 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     return child;
   }
 
+  /** What `kubectl logs` would show: the kubelet's log file of a container (the API cannot reach in here). */
+  podLog(namespace: string, pod: string, uid: string, container: string): string {
+    const dir = join(this.#path('pod-logs'), `${namespace}_${pod}_${uid}`, container);
+    return readdirSync(dir)
+      .filter((f) => f.endsWith('.log'))
+      .map((f) => readFileSync(join(dir, f), 'utf8'))
+      .join('');
+  }
+
   logTail(name: string, chars = 4000): string {
     try {
       return readFileSync(this.#path(`${name}.log`), 'utf8').slice(-chars);
