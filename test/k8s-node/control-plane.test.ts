@@ -1,6 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, openSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import {
   AppsV1Api,
   AutoscalingV2Api,
@@ -10,84 +7,34 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePorts } from '../support/free-port.js';
 import { KubeApiServer } from '../k8s/support/kube-api-server.js';
-import { ensureKubeTools, KUBE_TOOLS_TIMEOUT_MS, REPO_ROOT } from '../k8s/support/kube-tools.js';
+import { ensureKubeTools, KUBE_TOOLS_TIMEOUT_MS } from '../k8s/support/kube-tools.js';
+import { Controllers } from './support/control-plane.js';
 
 /**
  * The real kube-controller-manager and kube-scheduler (same version as the
  * apiserver, built by tools/kube/build.sh) acting on our objects. No kubelet
- * runs here: the test plays the kubelet's one part, writing each pod's status
- * (Running, Ready, podIP) once the scheduler has bound it to the node.
+ * runs here (node.test.ts has one): the test plays the kubelet's one part,
+ * writing each pod's status (Running, Ready, podIP) once the scheduler has
+ * bound it to the node.
  */
 
-const NODE_BIN_DIR = process.env.KUBE_NODE_BIN_DIR ?? join(REPO_ROOT, '.cache/kube-node-bin');
 const NS = 'relay';
 const LABELS = { 'app.kubernetes.io/name': 'nb-cluster-relay' };
 let api: KubeApiServer;
-const children: ChildProcess[] = [];
-
-function launch(binary: string, args: string[], log: string): void {
-  const out = openSync(log, 'a');
-  const child = spawn(binary, args, { stdio: ['ignore', out, out] });
-  children.push(child);
-}
+let controllers: Controllers | undefined;
 
 beforeAll(async () => {
   const tools = await ensureKubeTools();
-  for (const b of ['kube-scheduler', 'kube-controller-manager']) {
-    if (!existsSync(join(NODE_BIN_DIR, b))) throw new Error(`tools/kube/build.sh did not produce ${b}`);
-  }
   api = await KubeApiServer.start(tools);
-  const kubeconfig = api.writeAdminKubeconfigFile();
-  const [kcmPort, schedPort] = await freePorts(2);
-  const common = [
-    `--kubeconfig=${kubeconfig}`,
-    `--authentication-kubeconfig=${kubeconfig}`,
-    `--authorization-kubeconfig=${kubeconfig}`,
-    '--leader-elect=false',
-    '--bind-address=127.0.0.1',
-  ];
-  launch(
-    join(NODE_BIN_DIR, 'kube-controller-manager'),
-    [
-      ...common,
-      `--secure-port=${kcmPort}`,
-      // no kubelet heartbeats: keep the fake node from being tainted and its pods evicted mid-test
-      '--node-monitor-grace-period=10m',
-      '--horizontal-pod-autoscaler-sync-period=1s',
-      '--v=1',
-    ],
-    join(api.dir, 'kube-controller-manager.log'),
-  );
-  launch(
-    join(NODE_BIN_DIR, 'kube-scheduler'),
-    [...common, `--secure-port=${schedPort}`, '--v=1'],
-    join(api.dir, 'kube-scheduler.log'),
-  );
+  // no kubelet heartbeats: keep the fake node from being tainted and its pods evicted mid-test
+  controllers = await Controllers.start(api, ['--node-monitor-grace-period=10m']);
 }, KUBE_TOOLS_TIMEOUT_MS);
 
 afterAll(async () => {
-  await Promise.all(
-    children.map(
-      (c) =>
-        new Promise<void>((resolve) => {
-          if (c.exitCode !== null || c.signalCode !== null) return resolve();
-          c.once('exit', () => resolve());
-          c.kill('SIGTERM');
-        }),
-    ),
-  );
+  await controllers?.stop();
   await api?.stop();
 });
-
-function logTail(name: string): string {
-  try {
-    return readFileSync(join(api.dir, `${name}.log`), 'utf8').slice(-3000);
-  } catch {
-    return '';
-  }
-}
 
 describe('a real controller-manager and scheduler', () => {
   it('Deployment → ReplicaSet → Pods bound to the node; readiness fills the EndpointSlice; the HPA and the PDB act', async () => {
@@ -297,6 +244,6 @@ describe('a real controller-manager and scheduler', () => {
       body: { metadata: { name: healthy.metadata!.name!, namespace: NS } },
     });
     await expect(eviction).rejects.toMatchObject({ code: 429 });
-    expect(logTail('kube-controller-manager')).not.toMatch(/panic/);
+    expect(controllers!.logTail('kube-controller-manager')).not.toMatch(/panic/);
   }, 240_000);
 });

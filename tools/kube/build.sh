@@ -8,6 +8,8 @@
 #   promtool        github.com/prometheus/prometheus/cmd/promtool: checks and unit-tests the alert rules
 # and into .cache/kube-node-bin/ (KUBE_NODE_BIN_DIR) for test/k8s-node:
 #   kube-scheduler, kube-controller-manager  k8s.io/kubernetes/cmd/..., the apiserver's version
+#   kubelet, kube-proxy                      the node's half, same version (test/k8s-node/node.test.ts)
+#   coredns                                  github.com/coredns/coredns, the node's cluster DNS
 # Idempotent: a tool whose binary exists and whose stamp names the same version is skipped.
 # Environment: KUBE_BIN_DIR (default <repo>/.cache/kube-bin), GOFLAGS (e.g. -p=1 on a busy machine).
 set -euo pipefail
@@ -133,7 +135,7 @@ fi
 # (KUBE_NODE_BIN_DIR) so the cached tools above are never rebuilt for it.
 node_bin="${KUBE_NODE_BIN_DIR:-$root/.cache/kube-node-bin}"
 mkdir -p "$node_bin"
-for component in kube-scheduler kube-controller-manager; do
+for component in kube-scheduler kube-controller-manager kubelet kube-proxy; do
   if [ -e "$node_bin/$component" ] && [ "$(cat "$node_bin/$component.version" 2>/dev/null)" = "$KUBERNETES_VERSION+stamped" ]; then
     log "$component $KUBERNETES_VERSION cached"
   else
@@ -146,5 +148,18 @@ for component in kube-scheduler kube-controller-manager; do
     log "$component built in $((SECONDS - start)) s"
   fi
 done
+
+# The node's cluster DNS (helm test dials <release>.<namespace>.svc).
+COREDNS_VERSION="v1.15.0"
+if [ -e "$node_bin/coredns" ] && [ "$(cat "$node_bin/coredns.version" 2>/dev/null)" = "$COREDNS_VERSION" ]; then
+  log "coredns $COREDNS_VERSION cached"
+else
+  log "building coredns $COREDNS_VERSION"
+  start=$SECONDS
+  # Outside tools/kube: CoreDNS pins its own k8s.io client versions.
+  GOBIN="$node_bin" GOWORK=off go install -trimpath -ldflags="-s -w" "github.com/coredns/coredns@$COREDNS_VERSION"
+  printf '%s\n' "$COREDNS_VERSION" >"$node_bin/coredns.version"
+  log "coredns built in $((SECONDS - start)) s"
+fi
 
 log "ready in $bin and $node_bin"

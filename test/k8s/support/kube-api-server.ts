@@ -32,7 +32,7 @@ async function openssl(dir: string, args: string[]): Promise<void> {
   await execFileAsync('openssl', args, { cwd: dir });
 }
 
-async function makeCertificates(dir: string): Promise<void> {
+async function makeCertificates(dir: string, extraSans: string[]): Promise<void> {
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   await openssl(dir, [
     'req',
@@ -71,7 +71,7 @@ async function makeCertificates(dir: string): Promise<void> {
   await sign(
     'server',
     '/CN=kube-apiserver',
-    'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n',
+    `subjectAltName=${['IP:127.0.0.1', 'DNS:localhost', ...extraSans].join(',')}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n`,
   );
   await sign(
     'admin',
@@ -104,27 +104,53 @@ async function waitFor(
   throw new Error(`timed out waiting for ${what}${tail ? `\n--- ${logFile}:\n${tail}` : ''}`);
 }
 
+export interface KubeApiServerOptions {
+  /**
+   * The address the `kubernetes` Service's endpoints name (pods reach the API
+   * through it); the server still listens on loopback only. Unset: no endpoints.
+   */
+  advertiseAddress?: string;
+  /** More subjectAltNames of the serving certificate, e.g. IP:10.96.0.1 (the Service's ClusterIP). */
+  extraServerSans?: string[];
+}
+
 export class KubeApiServer {
   readonly dir: string;
   readonly port: number;
   readonly etcdPort: number;
   readonly #tools: KubeTools;
   readonly #etcdPeerPort: number;
+  readonly #options: KubeApiServerOptions;
   #etcd: ChildProcess | undefined;
   #apiServer: ChildProcess | undefined;
 
-  private constructor(tools: KubeTools, dir: string, port: number, etcdPort: number, etcdPeerPort: number) {
+  private constructor(
+    tools: KubeTools,
+    options: KubeApiServerOptions,
+    dir: string,
+    port: number,
+    etcdPort: number,
+    etcdPeerPort: number,
+  ) {
     this.#tools = tools;
+    this.#options = options;
     this.dir = dir;
     this.port = port;
     this.etcdPort = etcdPort;
     this.#etcdPeerPort = etcdPeerPort;
   }
 
-  static async start(tools: KubeTools): Promise<KubeApiServer> {
+  static async start(tools: KubeTools, options: KubeApiServerOptions = {}): Promise<KubeApiServer> {
     const dir = mkdtempSync(join(tmpdir(), 'nb-kube-'));
-    await makeCertificates(dir);
-    const server = new KubeApiServer(tools, dir, await freePort(), await freePort(), await freePort());
+    await makeCertificates(dir, options.extraServerSans ?? []);
+    const server = new KubeApiServer(
+      tools,
+      options,
+      dir,
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    );
     try {
       await server.#startEtcd();
       await server.#startApiServer();
@@ -271,7 +297,7 @@ export class KubeApiServer {
       [
         `--etcd-servers=http://127.0.0.1:${this.etcdPort}`,
         '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
+        `--advertise-address=${this.#options.advertiseAddress ?? '127.0.0.1'}`,
         `--secure-port=${this.port}`,
         `--tls-cert-file=${d('server.crt')}`,
         `--tls-private-key-file=${d('server.key')}`,
@@ -284,7 +310,7 @@ export class KubeApiServer {
         '--service-cluster-ip-range=10.96.0.0/16',
         '--allow-privileged=true',
         '--enable-priority-and-fairness=false',
-        '--endpoint-reconciler-type=none',
+        `--endpoint-reconciler-type=${this.#options.advertiseAddress ? 'lease' : 'none'}`,
         '--profiling=false',
         `--cert-dir=${d('cert-dir')}`,
         '--v=1',

@@ -1,0 +1,490 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AppsV1Api, CoreV1Api, PolicyV1Api, type V1Pod } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatPeerKey } from '../../src/protocol/peer-id.js';
+import { MessageType } from '../../src/protocol/constants.js';
+import { KubeApiServer } from '../k8s/support/kube-api-server.js';
+import {
+  CHART_DIR,
+  ensureKubeTools,
+  helm,
+  KUBE_TOOLS_TIMEOUT_MS,
+  type KubeTools,
+} from '../k8s/support/kube-tools.js';
+import { TEST_SECRET } from '../support/in-process-relay.js';
+import { redisCommand } from '../support/redis-server.js';
+import { describeMessage, RelayTestClient } from '../support/relay-test-client.js';
+import { Controllers, NODE_BIN_DIR, requireNodeBinaries } from './support/control-plane.js';
+import { KubeNode, KUBERNETES_SERVICE_IP, NODE_IP, NODE_NAME } from './support/kube-node.js';
+import { ensureImages, IMAGES_DIR, IMAGES_TIMEOUT_MS } from './support/oci-container.js';
+
+/**
+ * The chart on a real node: kubelet + containerd + runc + CNI bridge +
+ * kube-proxy (support/kube-node.ts) under a real control plane (apiserver,
+ * controller-manager, scheduler). Pods run the images tools/kube/images.sh
+ * built; their probes, Service routing and pod deletion are the real ones.
+ */
+
+const PAUSE_IMAGE = 'localhost/standin/pause:test';
+const RELAY_IMAGE = 'localhost/nb-cluster-relay:test';
+const REDIS_IMAGE = 'localhost/standin/redis:bookworm';
+/** A fixed ClusterIP, so the Redis URL does not depend on the DNS the helm test checks. */
+const REDIS_SERVICE_IP = '10.96.0.50';
+const RELEASE_NS = 'relay';
+const RELAY_SELECTOR = 'app.kubernetes.io/name=nb-cluster-relay,app.kubernetes.io/component=relay';
+
+let tools: KubeTools;
+let api: KubeApiServer;
+let controllers: Controllers | undefined;
+let node: KubeNode | undefined;
+let core: CoreV1Api;
+let apps: AppsV1Api;
+let policy: PolicyV1Api;
+let kubeconfig: string;
+let work: string;
+const clients: RelayTestClient[] = [];
+/** Host ports that reach the relay Service and Redis inside the node (set by the helm install test). */
+let relayPort = 0;
+let redisPort = 0;
+/** ms from deleting alice's pod to bob hearing alice went offline; undefined: not within 15 s. */
+let offlineAfterMs: number | undefined;
+
+beforeAll(async () => {
+  tools = await ensureKubeTools();
+  await ensureImages();
+  requireNodeBinaries(['kubelet', 'kube-proxy', 'coredns']);
+  work = mkdtempSync(join(tmpdir(), 'nb-node-test-'));
+  api = await KubeApiServer.start(tools, {
+    advertiseAddress: NODE_IP,
+    extraServerSans: [`IP:${NODE_IP}`, `IP:${KUBERNETES_SERVICE_IP}`],
+  });
+  kubeconfig = api.writeAdminKubeconfigFile();
+  // the root-ca-cert publisher fills kube-root-ca.crt (the pods' ca.crt) from this file; without it
+  // it takes the kubeconfig's inline CA data, which a kubeconfig naming a CA file does not have
+  controllers = await Controllers.start(api, [`--root-ca-file=${api.caFile}`]);
+  const started = Date.now();
+  node = await KubeNode.start({
+    api,
+    binDir: NODE_BIN_DIR,
+    sandboxImage: PAUSE_IMAGE,
+    coredns: join(NODE_BIN_DIR, 'coredns'),
+    images: {
+      [PAUSE_IMAGE]: join(IMAGES_DIR, 'oci/pause'),
+      [RELAY_IMAGE]: join(IMAGES_DIR, 'oci/relay'),
+      [REDIS_IMAGE]: join(IMAGES_DIR, 'oci/redis'),
+    },
+  });
+  const kc = api.adminKubeConfig();
+  core = kc.makeApiClient(CoreV1Api);
+  apps = kc.makeApiClient(AppsV1Api);
+  policy = kc.makeApiClient(PolicyV1Api);
+  await until(async () => {
+    const conditions = (await core.readNode({ name: NODE_NAME }).catch(() => undefined))?.status?.conditions;
+    return conditions?.find((c) => c.type === 'Ready')?.status === 'True';
+  }, `node ${NODE_NAME} Ready`);
+  process.stderr.write(`[k8s-node] node Ready ${Date.now() - started} ms after containerd started\n`);
+}, KUBE_TOOLS_TIMEOUT_MS + IMAGES_TIMEOUT_MS);
+
+afterAll(async () => {
+  for (const c of clients) c.terminate();
+  await node?.stop();
+  await controllers?.stop();
+  await api?.stop();
+  if (work) rmSync(work, { recursive: true, force: true });
+}, 120_000);
+
+/** expect.poll for hooks (vitest allows it only inside a test). */
+async function until(check: () => Promise<boolean>, what: string, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}\n${node?.logTail('kubelet') ?? ''}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+async function ensureNamespace(name: string): Promise<void> {
+  await core.createNamespace({ body: { metadata: { name } } });
+  // the serviceaccount controller creates "default", which pod admission requires
+  await expect
+    .poll(
+      async () =>
+        (await core.listNamespacedServiceAccount({ namespace: name })).items.map((s) => s.metadata?.name),
+      {
+        timeout: 30_000,
+      },
+    )
+    .toContain('default');
+}
+
+function isReady(pod: V1Pod): boolean {
+  return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+}
+
+async function relayPods(): Promise<V1Pod[]> {
+  return (
+    await core.listNamespacedPod({ namespace: RELEASE_NS, labelSelector: RELAY_SELECTOR })
+  ).items.filter((p) => !p.metadata?.deletionTimestamp);
+}
+
+function explain(pods: V1Pod[]): string {
+  return JSON.stringify(
+    pods.map((p) => ({
+      name: p.metadata?.name,
+      phase: p.status?.phase,
+      statuses: p.status?.containerStatuses,
+    })),
+  ).slice(0, 3000);
+}
+
+async function connect(port: number, identifier: string): Promise<RelayTestClient> {
+  const client = await RelayTestClient.connect(`rel://127.0.0.1:${port}`, {
+    identifier,
+    secret: TEST_SECRET,
+  });
+  clients.push(client);
+  return client;
+}
+
+/** The pod that holds a peer's newest session, from what Redis holds (route -> instance -> pod). */
+async function podOf(redisPort: number, peer: RelayTestClient): Promise<string> {
+  const route = await redisCommand(redisPort, `GET nbrelay:peer:{${formatPeerKey(peer.peerKey)}}`);
+  const instance = route.split('\r\n')[1]?.split('|')[1];
+  if (!instance) return '';
+  const info = await redisCommand(redisPort, `HGET nbrelay:{cluster}:info ${instance}`);
+  return info.split('\r\n')[1]?.split('|')[1] ?? '';
+}
+
+/**
+ * A peer that reconnects through the Service whenever its connection closes, as a NetBird client does,
+ * and records how long each outage lasted (close -> authenticated again).
+ */
+class KeptPeer {
+  client: RelayTestClient | undefined;
+  readonly gapsMs: number[] = [];
+  #stopped = false;
+
+  constructor(readonly identifier: string) {}
+
+  async start(): Promise<void> {
+    this.client = await connect(relayPort, this.identifier);
+    void this.#watch(this.client);
+  }
+
+  async #watch(client: RelayTestClient): Promise<void> {
+    await client.closed;
+    const closedAt = Date.now();
+    while (!this.#stopped) {
+      try {
+        this.client = await connect(relayPort, this.identifier);
+        this.gapsMs.push(Date.now() - closedAt);
+        void this.#watch(this.client);
+        return;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+  }
+
+  stop(): void {
+    this.#stopped = true;
+  }
+}
+
+async function exchange(from: RelayTestClient, to: RelayTestClient, text: string): Promise<void> {
+  from.sendTransport(to.peerId, Buffer.from(text));
+  let message = await to.next(10_000);
+  while (message[1] !== MessageType.Transport) message = await to.next(10_000);
+  expect(message.subarray(2, 38)).toEqual(from.peerId);
+  expect(message.subarray(38).toString()).toBe(text);
+}
+
+describe('a real node', () => {
+  it('runs a pod of the pause image, then one of the relay image that turns Ready through its probe', async () => {
+    await ensureNamespace('smoke');
+    await core.createNamespacedPod({
+      namespace: 'smoke',
+      body: {
+        metadata: { name: 'pause' },
+        spec: { containers: [{ name: 'pause', image: PAUSE_IMAGE, imagePullPolicy: 'Never' }] },
+      },
+    });
+    await expect
+      .poll(async () => (await core.readNamespacedPod({ name: 'pause', namespace: 'smoke' })).status?.phase, {
+        timeout: 60_000,
+        interval: 500,
+      })
+      .toBe('Running');
+    const pause = await core.readNamespacedPod({ name: 'pause', namespace: 'smoke' });
+    expect(pause.spec?.nodeName).toBe(NODE_NAME);
+    expect(pause.status?.podIP).toMatch(/^10\.244\.0\.\d+$/);
+
+    await core.createNamespacedPod({
+      namespace: 'smoke',
+      body: {
+        metadata: { name: 'relay' },
+        spec: {
+          automountServiceAccountToken: false,
+          containers: [
+            {
+              name: 'relay',
+              image: RELAY_IMAGE,
+              imagePullPolicy: 'Never',
+              env: [
+                { name: 'NB_LISTEN_ADDRESS', value: ':8080' },
+                { name: 'NB_EXPOSED_ADDRESS', value: 'rel://relay.smoke:8080' },
+                { name: 'NB_AUTH_SECRET', value: TEST_SECRET },
+                { name: 'NB_HEALTH_LISTEN_ADDRESS', value: ':9000' },
+              ],
+              readinessProbe: { httpGet: { path: '/readyz', port: 9000 }, periodSeconds: 1 },
+              securityContext: {
+                readOnlyRootFilesystem: true,
+                runAsNonRoot: true,
+                allowPrivilegeEscalation: false,
+              },
+            },
+          ],
+        },
+      },
+    });
+    await expect
+      .poll(async () => isReady(await core.readNamespacedPod({ name: 'relay', namespace: 'smoke' })), {
+        timeout: 60_000,
+        interval: 500,
+      })
+      .toBe(true);
+    const relay = await core.readNamespacedPod({ name: 'relay', namespace: 'smoke' });
+    // from the host, through the node's network namespace, to the pod's IP
+    const port = await node!.expose(relay.status!.podIP!, 8080);
+    const alice = await connect(port, 'node-smoke-a');
+    const bob = await connect(port, 'node-smoke-b');
+    await exchange(alice, bob, 'through a pod');
+    await core.deleteNamespace({ name: 'smoke' });
+  }, 180_000);
+
+  it('helm install: pods Ready through their probes, helm test, two peers on different pods through the Service, a deleted pod is reaped through the pod watch and traffic resumes', async () => {
+    await ensureNamespace('redis');
+    const redisLabels = { app: 'redis' };
+    await apps.createNamespacedDeployment({
+      namespace: 'redis',
+      body: {
+        metadata: { name: 'redis' },
+        spec: {
+          selector: { matchLabels: redisLabels },
+          template: {
+            metadata: { labels: redisLabels },
+            spec: {
+              automountServiceAccountToken: false,
+              containers: [
+                {
+                  name: 'redis',
+                  image: REDIS_IMAGE,
+                  imagePullPolicy: 'Never',
+                  ports: [{ containerPort: 6379 }],
+                  readinessProbe: { tcpSocket: { port: 6379 }, periodSeconds: 1 },
+                },
+              ],
+            },
+          },
+        },
+      },
+    });
+    await core.createNamespacedService({
+      namespace: 'redis',
+      body: {
+        metadata: { name: 'redis' },
+        spec: { clusterIP: REDIS_SERVICE_IP, selector: redisLabels, ports: [{ port: 6379 }] },
+      },
+    });
+
+    const values = join(work, 'values.yaml');
+    writeFileSync(
+      values,
+      JSON.stringify({
+        image: { repository: 'localhost/nb-cluster-relay', tag: 'test', pullPolicy: 'Never' },
+        replicaCount: 2,
+        relay: { exposedAddress: 'rel://relay.test:443', drainWindowSeconds: 2 },
+        auth: { secret: TEST_SECRET },
+        cluster: { redis: { url: `redis://${REDIS_SERVICE_IP}:6379/0` } },
+        service: { type: 'ClusterIP' },
+        preStopSleepSeconds: 1,
+        resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
+      }),
+    );
+    const installStarted = Date.now();
+    await helm(tools, [
+      'install',
+      'relay',
+      CHART_DIR,
+      `--kubeconfig=${kubeconfig}`,
+      `--namespace=${RELEASE_NS}`,
+      '--create-namespace',
+      `--values=${values}`,
+      '--wait',
+      '--timeout=4m',
+    ]).catch(async (err: Error) => {
+      throw new Error(`${err.message}\npods: ${explain(await relayPods())}\n${node!.logTail('kubelet')}`);
+    });
+    process.stderr.write(`[k8s-node] helm install --wait took ${Date.now() - installStarted} ms\n`);
+    const pods = await relayPods();
+    expect(pods).toHaveLength(2);
+    for (const pod of pods) {
+      expect(pod.spec?.nodeName).toBe(NODE_NAME);
+      expect(isReady(pod)).toBe(true);
+      expect(pod.status?.containerStatuses?.[0]?.restartCount).toBe(0);
+    }
+
+    // the chart's test pod resolves the relay Service through the cluster DNS and authenticates
+    const { stdout: tested } = await helm(tools, [
+      'test',
+      'relay',
+      `--kubeconfig=${kubeconfig}`,
+      `--namespace=${RELEASE_NS}`,
+      '--timeout=2m',
+    ]);
+    expect(tested).toMatch(/Phase:\s+Succeeded/);
+
+    redisPort = await node!.expose(REDIS_SERVICE_IP, 6379);
+    const service = await core.readNamespacedService({
+      name: 'relay-nb-cluster-relay',
+      namespace: RELEASE_NS,
+    });
+    relayPort = await node!.expose(service.spec!.clusterIP!, 443);
+    // kube-proxy picks a pod per connection: connect until two peers are on different pods
+    const peers: RelayTestClient[] = [];
+    const placed = new Map<string, RelayTestClient>();
+    for (let i = 0; i < 30 && placed.size < 2; i++) {
+      const peer = await connect(relayPort, `node-peer-${i}`);
+      peers.push(peer);
+      let pod = '';
+      await expect.poll(async () => (pod = await podOf(redisPort, peer)), { timeout: 10_000 }).not.toBe('');
+      if (!placed.has(pod)) placed.set(pod, peer);
+    }
+    expect(placed.size).toBe(2);
+    const [[podA, alice], [, bob]] = [...placed.entries()] as [
+      [string, RelayTestClient],
+      [string, RelayTestClient],
+    ];
+    await exchange(alice, bob, 'pod to pod through the Service');
+    await exchange(bob, alice, 'and back');
+
+    // Delete alice's pod at once (grace 0): bob, on the other pod, is told alice went offline, and that
+    // pod's log shows its pod watch (API access through the kubernetes Service, with the token and CA
+    // the kubelet projected) saw the deletion.
+    const podsNow = await relayPods();
+    const survivor = podsNow.find((p) => p.metadata?.name !== podA)!;
+    const deleted = Date.now();
+    await core.deleteNamespacedPod({ name: podA, namespace: RELEASE_NS, gracePeriodSeconds: 0 });
+    const survivorLogNow = () =>
+      node!.podLog(RELEASE_NS, survivor.metadata!.name!, survivor.metadata!.uid!, 'relay');
+    // Waited for here, asserted in its own test below (it fails today: see there).
+    offlineAfterMs = await (async () => {
+      for (;;) {
+        const message = await bob.next(15_000);
+        if (
+          message[1] === MessageType.PeersWentOffline &&
+          describeMessage(message).peers.includes(alice.peerId.toString('latin1'))
+        )
+          return Date.now() - deleted;
+      }
+    })().catch(() => undefined);
+    process.stderr.write(
+      `[k8s-node] deleted pod's peer announced offline: ${offlineAfterMs === undefined ? 'not within 15 s' : `${offlineAfterMs} ms`}\n`,
+    );
+    await expect
+      .poll(survivorLogNow, { timeout: 10_000 })
+      .toMatch(new RegExp(`"pod":"${podA}".*"msg":"relay pod deleted"`));
+    // ...and reaped the deleted pod's instance with alice's session
+    expect(survivorLogNow()).toMatch(/"cause":"pod_deleted","sessions":[1-9]\d*,"msg":"reaped instance"/);
+
+    // alice comes back through the Service and traffic resumes
+    alice.terminate();
+    const aliceAgain = await connect(relayPort, `node-peer-${peers.indexOf(alice)}`);
+    await exchange(aliceAgain, bob, 'after the pod was deleted');
+    await expect
+      .poll(async () => (await relayPods()).filter(isReady).length, { timeout: 90_000, interval: 500 })
+      .toBe(2);
+  }, 420_000);
+
+  // Finding of this file (issue 14): with the pod watch working in the pods, a pod deleted at once is
+  // reaped by the other pod (log: cause pod_deleted, sessions 1), yet the peer subscribed there is
+  // not told that alice went offline. Marked as failing until the reap -> notify path is fixed;
+  // vitest reports it when it starts passing.
+  it.fails("a peer subscribed on another pod hears that the deleted pod's peer went offline", () => {
+    expect(offlineAfterMs).toBeDefined();
+  });
+
+  it('helm upgrade rolls every pod: no peer is lost, each reconnects through the Service', async () => {
+    const before = new Set((await relayPods()).map((p) => p.metadata!.name!));
+    const peers = Array.from({ length: 12 }, (_, i) => new KeptPeer(`node-rolled-${i}`));
+    await Promise.all(peers.map((p) => p.start()));
+    const started = Date.now();
+    await helm(tools, [
+      'upgrade',
+      'relay',
+      CHART_DIR,
+      `--kubeconfig=${kubeconfig}`,
+      `--namespace=${RELEASE_NS}`,
+      '--reuse-values',
+      `--set=podAnnotations.rolled=r${started}`,
+      '--wait',
+      '--timeout=4m',
+    ]);
+    // --wait returns once the new pods are Ready; the old ones are still draining
+    await expect
+      .poll(
+        async () =>
+          (await core.listNamespacedPod({ namespace: RELEASE_NS, labelSelector: RELAY_SELECTOR })).items
+            .length,
+        {
+          timeout: 90_000,
+          interval: 500,
+        },
+      )
+      .toBe(2);
+    const after = (await relayPods()).map((p) => p.metadata!.name!);
+    process.stderr.write(`[k8s-node] helm upgrade rolled 2 pods in ${Date.now() - started} ms\n`);
+    expect(after.filter((name) => before.has(name))).toEqual([]);
+
+    // every peer was on an old pod, so every peer reconnected at least once; none is left out
+    await expect
+      .poll(() => peers.filter((p) => p.gapsMs.length === 0).map((p) => p.identifier), { timeout: 30_000 })
+      .toEqual([]);
+    for (const peer of peers) peer.stop();
+    const current = new Set(after);
+    for (const peer of peers) {
+      await expect
+        .poll(() => podOf(redisPort, peer.client!), { timeout: 10_000 })
+        .toSatisfy((pod: string) => current.has(pod));
+    }
+    for (let i = 0; i < peers.length; i += 2) {
+      await exchange(peers[i]!.client!, peers[i + 1]!.client!, `after the roll ${i}`);
+    }
+    const gaps = peers.flatMap((p) => p.gapsMs);
+    process.stderr.write(
+      `[k8s-node] rolling upgrade: ${peers.length} peers, ${gaps.length} reconnects, longest gap ${Math.max(...gaps)} ms, median ${gaps.sort((a, b) => a - b)[Math.floor(gaps.length / 2)]} ms\n`,
+    );
+  }, 300_000);
+
+  it('a PodDisruptionBudget refuses a second eviction while the first evicted pod is replaced', async () => {
+    const [first, second] = await relayPods();
+    const evict = (pod: V1Pod) =>
+      core.createNamespacedPodEviction({
+        name: pod.metadata!.name!,
+        namespace: RELEASE_NS,
+        body: { metadata: { name: pod.metadata!.name!, namespace: RELEASE_NS } },
+      });
+    await evict(first!);
+    await expect(evict(second!)).rejects.toMatchObject({ code: 429 });
+    const pdb = await policy.readNamespacedPodDisruptionBudget({
+      name: 'relay-nb-cluster-relay',
+      namespace: RELEASE_NS,
+    });
+    expect(pdb.status?.disruptionsAllowed).toBe(0);
+    await expect
+      .poll(async () => (await relayPods()).filter(isReady).length, { timeout: 90_000, interval: 500 })
+      .toBe(2);
+  }, 180_000);
+});
