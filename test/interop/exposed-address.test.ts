@@ -171,63 +171,42 @@ describe('NB_EXPOSED_ADDRESS forms, ours vs NetBird v0.77.1', () => {
 });
 
 describe("NetBird's relay client through an exposed URL with a path", () => {
-  it('ours: connects, and the auth response carries the URL as given', async () => {
-    const [listen, metrics, health] = await freePorts(3);
-    // The client dials ws://host:port/relay whatever the path; the relay must
-    // answer there and hand back the URL unchanged.
-    const url = `rel://127.0.0.1:${listen}/nb/eu-1?via=front`;
-    const relay = new ManagedProcess({
-      name: 'exposed-path-ours',
-      cmd: process.execPath,
-      args: [CLI_PATH],
-      env: cleanEnv({
-        NB_EXPOSED_ADDRESS: url,
-        NB_AUTH_SECRET: 'path-secret',
-        NB_LISTEN_ADDRESS: `127.0.0.1:${listen}`,
-        NB_METRICS_PORT: String(metrics),
-        NB_HEALTH_LISTEN_ADDRESS: `127.0.0.1:${health}`,
-      }),
-      readyUrl: `http://127.0.0.1:${health}/readyz`,
-    });
-    await relay.start();
-    try {
-      const result = await runDriver(
-        'exposed-path-ours',
-        ['-scenario', 'connect', '-urls', url, '-instance-url', url, '-secret', 'path-secret'],
-        60_000,
-      );
-      expect(result, result.reason).toMatchObject({ pass: true });
-    } finally {
-      await relay.stop('SIGKILL', 5_000);
-    }
-  }, 90_000);
-
-  it('NetBird: the same', async () => {
-    const [listen, metrics, health] = await freePorts(3);
-    const url = `rel://127.0.0.1:${listen}/nb/eu-1?via=front`;
-    const relay = new ManagedProcess({
-      name: 'exposed-path-netbird',
-      cmd: NETBIRD_RELAY_BIN,
-      args: [],
-      env: cleanEnv({
-        NB_EXPOSED_ADDRESS: url,
-        NB_AUTH_SECRET: 'path-secret',
-        NB_LISTEN_ADDRESS: `127.0.0.1:${listen}`,
-        NB_METRICS_PORT: String(metrics),
-        NB_HEALTH_LISTEN_ADDRESS: `127.0.0.1:${health}`,
-      }),
-      readyUrl: `http://127.0.0.1:${health}/health`,
-    });
-    await relay.start();
-    try {
-      const result = await runDriver(
-        'exposed-path-netbird',
-        ['-scenario', 'connect', '-urls', url, '-instance-url', url, '-secret', 'path-secret'],
-        60_000,
-      );
-      expect(result, result.reason).toMatchObject({ pass: true });
-    } finally {
-      await relay.stop('SIGKILL', 5_000);
-    }
-  }, 90_000);
+  // The client dials ws://host:port/relay whatever the path; each relay must
+  // answer there and hand back the URL unchanged in the auth response.
+  it.each([
+    { relay: 'ours', cmd: process.execPath, args: [CLI_PATH], readyPath: '/readyz' },
+    { relay: 'netbird', cmd: NETBIRD_RELAY_BIN, args: [], readyPath: '/health' },
+  ])(
+    '$relay: connects, and the auth response carries the URL as given',
+    async ({ relay, cmd, args, readyPath }) => {
+      const [listen, metrics, health] = await freePorts(3);
+      const url = `rel://127.0.0.1:${listen}/nb/eu-1?via=front`;
+      const name = `exposed-path-${relay}`;
+      const server = new ManagedProcess({
+        name,
+        cmd,
+        args,
+        env: cleanEnv({
+          NB_EXPOSED_ADDRESS: url,
+          NB_AUTH_SECRET: 'path-secret',
+          NB_LISTEN_ADDRESS: `127.0.0.1:${listen}`,
+          NB_METRICS_PORT: String(metrics),
+          NB_HEALTH_LISTEN_ADDRESS: `127.0.0.1:${health}`,
+        }),
+        readyUrl: `http://127.0.0.1:${health}${readyPath}`,
+      });
+      await server.start();
+      try {
+        const result = await runDriver(
+          name,
+          ['-scenario', 'connect', '-urls', url, '-instance-url', url, '-secret', 'path-secret'],
+          60_000,
+        );
+        expect(result, result.reason).toMatchObject({ pass: true });
+      } finally {
+        await server.stop('SIGKILL', 5_000);
+      }
+    },
+    90_000,
+  );
 });

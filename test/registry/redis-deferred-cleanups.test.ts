@@ -1,30 +1,23 @@
-import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { formatPeerKey } from '../../src/protocol/peer-id.js';
 import { DeferredCleanups } from '../../src/registry/redis-deferred-cleanups.js';
 import { metricValue, peer } from '../cluster/cluster-test-kit.js';
-import { RedisServer, stopAllRedis } from '../support/redis-server.js';
-import { buildParts, eventsOf, failFastClient, type Parts } from './support/registry-parts.js';
+import { RedisServer } from '../support/redis-server.js';
+import {
+  buildParts,
+  partsOnPrivateRedis,
+  eventsOf,
+  failFastClient,
+  type Parts,
+} from './support/registry-parts.js';
 
-let server: RedisServer;
-let redis: Redis;
 let parts: Parts;
 let cleanups: DeferredCleanups;
 
-beforeAll(async () => {
-  server = await RedisServer.start();
-  redis = await failFastClient(server.url);
-});
+const fixture = partsOnPrivateRedis('A', 'E1');
 
-afterAll(async () => {
-  redis?.disconnect();
-  await stopAllRedis();
-});
-
-beforeEach(async () => {
-  await redis.flushall();
-  parts = buildParts(redis, 'A');
-  parts.state.epoch = 'E1';
+beforeEach(() => {
+  parts = fixture.parts;
   cleanups = new DeferredCleanups(parts.state);
 });
 

@@ -1,31 +1,17 @@
-import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { BackgroundLookups } from '../../src/registry/redis-lookups.js';
 import { peer } from '../cluster/cluster-test-kit.js';
-import { RedisServer, stopAllRedis } from '../support/redis-server.js';
-import { buildParts, commandCalls, eventsOf, failFastClient, type Parts } from './support/registry-parts.js';
+import { partsOnPrivateRedis, commandCalls, eventsOf, type Parts } from './support/registry-parts.js';
 
-let server: RedisServer;
-let redis: Redis;
 let parts: Parts;
 let connected: boolean;
 let lookups: BackgroundLookups;
 const NEGATIVE_TTL_MS = 60_000;
 
-beforeAll(async () => {
-  server = await RedisServer.start();
-  redis = await failFastClient(server.url);
-});
+const fixture = partsOnPrivateRedis('A', 'E1');
 
-afterAll(async () => {
-  redis?.disconnect();
-  await stopAllRedis();
-});
-
-beforeEach(async () => {
-  await redis.flushall();
-  parts = buildParts(redis, 'A');
-  parts.state.epoch = 'E1';
+beforeEach(() => {
+  parts = fixture.parts;
   connected = true;
   lookups = new BackgroundLookups({
     state: parts.state,
@@ -45,18 +31,18 @@ describe('BackgroundLookups', () => {
 
   it('remembers "not registered": one GET for any number of misses within the TTL, another after it', async () => {
     const absent = peer('absent');
-    const before = await commandCalls(redis, 'get');
+    const before = await commandCalls(fixture.redis, 'get');
     lookups.missing(absent);
     await expect.poll(() => lookups.running).toBe(0);
     for (let i = 0; i < 10; i++) lookups.missing(absent);
     expect(lookups.running).toBe(0);
-    expect(await commandCalls(redis, 'get')).toBe(before + 1);
+    expect(await commandCalls(fixture.redis, 'get')).toBe(before + 1);
 
     lookups.purgeExpired(Date.now() + NEGATIVE_TTL_MS + 1);
     lookups.missing(absent);
     expect(lookups.running).toBe(1);
     await expect.poll(() => lookups.running).toBe(0);
-    expect(await commandCalls(redis, 'get')).toBe(before + 2);
+    expect(await commandCalls(fixture.redis, 'get')).toBe(before + 2);
     expect(parts.events).toEqual([]);
   });
 
@@ -76,7 +62,7 @@ describe('BackgroundLookups', () => {
     const p = peer('stale');
     const { token } = await parts.store.register(p, 'B', 'E1', 60);
     parts.state.applyRoute(p, { instance: 'B', token, session: token }, 'E1');
-    await redis.flushall();
+    await fixture.redis.flushall();
     // Another instance than the cached one said "not here": nothing to verify.
     lookups.verify(p, 'C');
     expect(lookups.running).toBe(0);

@@ -1,30 +1,18 @@
-import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { formatPeerKey } from '../../src/protocol/peer-id.js';
 import { Resync } from '../../src/registry/redis-resync.js';
 import { metricValue, peer } from '../cluster/cluster-test-kit.js';
-import { RedisServer, stopAllRedis } from '../support/redis-server.js';
-import { buildParts, eventsOf, failFastClient, type Parts } from './support/registry-parts.js';
+import { partsOnPrivateRedis, eventsOf, type Parts } from './support/registry-parts.js';
 
-let server: RedisServer;
-let redis: Redis;
 let parts: Parts;
 let resync: Resync;
 
-beforeAll(async () => {
-  server = await RedisServer.start();
-  redis = await failFastClient(server.url);
-});
+const fixture = partsOnPrivateRedis('A');
 
-afterAll(async () => {
-  redis?.disconnect();
-  await stopAllRedis();
-});
+afterEach(() => resync.close());
 
-beforeEach(async () => {
-  resync?.close();
-  await redis.flushall();
-  parts = buildParts(redis, 'A');
+beforeEach(() => {
+  parts = fixture.parts;
   // restoreGraceMs 0: no restore window, so absences are final at once (exact, no timer).
   resync = new Resync({
     state: parts.state,
@@ -80,7 +68,7 @@ describe('Resync', () => {
     const local = parts.state.sessions.add(mine, token);
     parts.state.applyRoute(mine, { instance: 'A', token, session: token }, parts.state.epoch!);
     const before = parts.state.epoch;
-    await redis.flushall();
+    await fixture.redis.flushall();
     await synced('redis_reconnect');
     expect(parts.state.epoch).not.toBe(before);
     const stored = await parts.store.readRoute(mine);

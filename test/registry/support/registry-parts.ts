@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import pino, { type Logger } from 'pino';
 import { Registry } from 'prom-client';
+import { afterAll, beforeAll, beforeEach } from 'vitest';
 import type { PeerKey } from '../../../src/protocol/peer-id.js';
 import { LocalSessions } from '../../../src/registry/local-sessions.js';
 import type { PeerEvent } from '../../../src/registry/peer-registry.js';
@@ -9,6 +10,7 @@ import { RegistryState } from '../../../src/registry/redis-registry-state.js';
 import { RouteCache } from '../../../src/registry/redis-route-cache.js';
 import { RedisKeys } from '../../../src/registry/redis/keys.js';
 import { RedisStore } from '../../../src/registry/redis/store.js';
+import { RedisServer, stopAllRedis } from '../../support/redis-server.js';
 
 /** The shared state of the registry's parts on a real Redis, with every emitted event recorded. */
 export interface Parts {
@@ -35,6 +37,43 @@ export function buildParts(redis: Redis, instanceId: string, logger: Logger = si
 }
 
 export const silent = pino({ level: 'silent' });
+
+/** A file's private redis-server, and parts built anew on it (flushed first) before each test. */
+export interface PartsFixture {
+  readonly redis: Redis;
+  readonly parts: Parts;
+}
+
+/**
+ * Registers the hooks that give each test of the calling file fresh parts on a private
+ * redis-server. Call at the top of the file, before the file's own beforeEach: hooks run in
+ * the order they are registered, so the file's hook sees this test's parts.
+ */
+export function partsOnPrivateRedis(instanceId: string, epoch?: string): PartsFixture {
+  let redis: Redis | undefined;
+  let parts: Parts | undefined;
+  beforeAll(async () => {
+    const server = await RedisServer.start();
+    redis = await failFastClient(server.url);
+  });
+  afterAll(async () => {
+    redis?.disconnect();
+    await stopAllRedis();
+  });
+  beforeEach(async () => {
+    await redis!.flushall();
+    parts = buildParts(redis!, instanceId);
+    if (epoch !== undefined) parts.state.epoch = epoch;
+  });
+  return {
+    get redis() {
+      return redis!;
+    },
+    get parts() {
+      return parts!;
+    },
+  };
+}
 
 /** A client that fails at once while Redis is away, like the registry's own. */
 export async function failFastClient(url: string): Promise<Redis> {
