@@ -373,13 +373,15 @@ describe('a real node', () => {
     // Delete alice's pod at once (grace 0): bob, on the other pod, is told alice went offline, and that
     // pod's log shows its pod watch (API access through the kubernetes Service, with the token and CA
     // the kubelet projected) saw the deletion.
+    // bob asks to hear of alice (NetBird's SubscribePeerState): offline notices go to subscribers only
+    bob.subscribe([alice.peerId]);
     const podsNow = await relayPods();
     const survivor = podsNow.find((p) => p.metadata?.name !== podA)!;
     const deleted = Date.now();
     await core.deleteNamespacedPod({ name: podA, namespace: RELEASE_NS, gracePeriodSeconds: 0 });
     const survivorLogNow = () =>
       node!.podLog(RELEASE_NS, survivor.metadata!.name!, survivor.metadata!.uid!, 'relay');
-    // Waited for here, asserted in its own test below (it fails today: see there).
+    // Waited for here, asserted in its own test below.
     offlineAfterMs = await (async () => {
       for (;;) {
         const message = await bob.next(15_000);
@@ -408,11 +410,7 @@ describe('a real node', () => {
       .toBe(2);
   }, 420_000);
 
-  // Finding of this file (issue 14): with the pod watch working in the pods, a pod deleted at once is
-  // reaped by the other pod (log: cause pod_deleted, sessions 1), yet the peer subscribed there is
-  // not told that alice went offline. Marked as failing until the reap -> notify path is fixed;
-  // vitest reports it when it starts passing.
-  it.fails("a peer subscribed on another pod hears that the deleted pod's peer went offline", () => {
+  it("a peer subscribed on another pod hears that the deleted pod's peer went offline", () => {
     expect(offlineAfterMs).toBeDefined();
   });
 
