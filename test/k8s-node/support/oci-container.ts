@@ -5,6 +5,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  realpathSync,
   renameSync,
   rmSync,
   writeFileSync,
@@ -51,7 +52,11 @@ async function unpackedRootfs(image: string): Promise<{ rootfs: string; config: 
     }
     renameSync(tmp, dir);
   }
-  return { rootfs: join(dir, 'rootfs'), config: JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) };
+  // runc refuses a rootfs path that passes through a symlink (a linked .cache, say)
+  return {
+    rootfs: realpathSync(join(dir, 'rootfs')),
+    config: JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')),
+  };
 }
 
 interface OciConfig {
