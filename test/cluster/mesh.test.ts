@@ -346,6 +346,25 @@ describe('mesh', () => {
     expect(await metricValue(b.metrics, 'relay_mesh_protocol_errors_total', { reason: 'bad_shed' })).toBe(2);
   });
 
+  it('takes nothing more from a link after its malformed frame, not even frames already on the wire', async () => {
+    // Found by the chaos fuzzer: the close handshake takes a round trip, and frames that
+    // arrived meanwhile were still delivered.
+    const b = await meshNode('b-instance');
+    const p = peer('target');
+    b.local.add(p);
+    const { socket } = await rawDial(b.port, dialHeaders(SECRET, 'a-instance', b.id).headers);
+    const closed = new Promise<number>((resolve) => socket!.once('close', (code) => resolve(code)));
+    const message = transport(peer('sender'), 'after the bad frame');
+    const valid = Buffer.alloc(transportRecordSize(message));
+    writeTransportRecord(valid, 0, peerKeyToBytes(p), message);
+    socket!.send(Buffer.from([9, 0, 1, 0]));
+    socket!.send(valid);
+    socket!.send(valid);
+    expect(await closed).toBe(1008);
+    expect(b.received).toEqual([]);
+    expect(await metricValue(b.metrics, 'relay_mesh_protocol_errors_total')).toBe(1);
+  });
+
   it('carries a shed request to the instance it is meant for, ahead of queued traffic', async () => {
     const [a, b, c] = await threeNodesLinkedToA();
     const pb = peer('on-b');
