@@ -13,6 +13,10 @@ import { readFileSync } from 'node:fs';
  *   off    {peer, s, of}                          ... saw `of` go offline
  *   send   {peer, s, to, seq, fin?}               transport message, seq unique per sender
  *   recv   {peer, s, from, fs, seq, dst}          received; dst is what the payload says
+ *   race   {peer, a, b}                           sessions a and b of peer were started racing each other
+ *   close  {peer, s}                              the driver closed session s itself
+ *   fuzz-bystander {pod, who, code}              a bystander of the live fuzzer was closed
+ *   fuzz   {frames, outcomes, ...}                the live fuzzer's counts
  *   heal   {}                                     the last fault has healed
  *   ready  {peer, s}                              after heal: every partner of peer is open
  *   exit   {pod, code, signal, scheduled}
@@ -31,6 +35,8 @@ export type ViolationKind =
   | 'loss'
   | 'no-convergence'
   | 'unexpected-exit'
+  | 'race'
+  | 'bystander-closed'
   | 'rss';
 
 export interface Violation {
@@ -48,6 +54,12 @@ export interface Verdict {
     lostOutsideFaults: number;
     faults: Record<string, number>;
     worstConvergenceMs: number;
+    /**
+     * Per fault kind: the longest time from a fault's end to the last message lost after it
+     * (sent while no fault was active; attributed to the fault that ended last before it).
+     */
+    convergenceMsByFault: Record<string, number>;
+    fuzzFrames: number;
     peakRssBytes: number;
     exits: number;
   };
@@ -81,6 +93,7 @@ export function check(events: Event[]): Verdict {
 
   // Fault windows, each widened by the convergence bound.
   const windows: [number, number][] = [];
+  const intervals: { kind: string; start: number; end: number }[] = [];
   const openFaults = new Map<string, number>();
   const faults: Record<string, number> = {};
   for (const e of events) {
@@ -91,11 +104,22 @@ export function check(events: Event[]): Verdict {
     } else {
       const start = openFaults.get(str(e.id));
       openFaults.delete(str(e.id));
-      if (start !== undefined) windows.push([start, e.t + boundMs]);
+      if (start !== undefined) {
+        windows.push([start, e.t + boundMs]);
+        intervals.push({ kind: str(e.kind), start, end: e.t });
+      }
     }
   }
   const endT = events.at(-1)?.t ?? 0;
   for (const start of openFaults.values()) windows.push([start, endT + boundMs]);
+  const faultActive = (t: number): boolean => intervals.some(({ start, end }) => t >= start && t <= end);
+  /** The fault that ended last at or before t. */
+  const lastEnded = (t: number): { kind: string; end: number } | undefined => {
+    let best: { kind: string; end: number } | undefined;
+    for (const interval of intervals)
+      if (interval.end <= t && (!best || interval.end > best.end)) best = interval;
+    return best;
+  };
   const inFault = (t: number): boolean => windows.some(([a, b]) => t >= a && t <= b);
 
   // Session lifetimes, per peer.
@@ -224,6 +248,7 @@ export function check(events: Event[]): Verdict {
   let sent = 0;
   let lost = 0;
   let lostOutside = 0;
+  const convergence: Record<string, number> = {};
   for (const e of events) {
     if (e.k !== 'send') continue;
     sent++;
@@ -241,7 +266,14 @@ export function check(events: Event[]): Verdict {
     if (got) continue;
     lost++;
     if (e.t > endT - boundMs) continue;
-    if (inFault(e.t) || touched(str(e.peer), e.t) || touched(str(e.to), e.t)) continue;
+    if (touched(str(e.peer), e.t) || touched(str(e.to), e.t)) continue;
+    if (inFault(e.t)) {
+      // Lost while no fault was active any more: the cluster had not converged yet.
+      const after = faultActive(e.t) ? undefined : lastEnded(e.t);
+      if (after)
+        convergence[after.kind] = Math.max(convergence[after.kind] ?? 0, Math.round(e.t - after.end));
+      continue;
+    }
     lostOutside++;
     flag('loss', e, `message ${str(e.peer)}->${str(e.to)} #${str(e.seq)} lost outside any fault window`);
   }
@@ -273,6 +305,20 @@ export function check(events: Event[]): Verdict {
     }
   }
 
+  checkRaces(events, upAt, downAt, inFault, displaceMs, flag);
+  let fuzzFrames = 0;
+  for (const e of events) {
+    if (e.k === 'fuzz') fuzzFrames += Number(e.frames ?? 0);
+    // A fuzzer's bystander may only lose its connection to a fault, never to the fuzz traffic.
+    if (e.k === 'fuzz-bystander' && !inFault(e.t)) {
+      flag(
+        'bystander-closed',
+        e,
+        `fuzz bystander ${str(e.who)} on ${str(e.pod)} closed (code ${str(e.code)}) outside any fault window`,
+      );
+    }
+  }
+
   violations.sort((a, b) => a.line - b.line);
   return {
     violations,
@@ -283,10 +329,64 @@ export function check(events: Event[]): Verdict {
       lostOutsideFaults: lostOutside,
       faults,
       worstConvergenceMs: Math.round(worst),
+      convergenceMsByFault: convergence,
+      fuzzFrames,
       peakRssBytes: peakRss,
       exits,
     },
   };
+}
+
+/**
+ * Two connections of one peer ID racing: exactly one wins. Once both have been up for the
+ * displacement allowance (the bound inside a fault window), exactly one of them may still be
+ * up, unless the driver itself closed one. Both up: the loser was not closed. Neither up
+ * (and no fault): the race had no winner.
+ */
+function checkRaces(
+  events: Event[],
+  upAt: Map<string, number>,
+  downAt: Map<string, number>,
+  inFault: (t: number) => boolean,
+  displaceMs: number,
+  flag: (kind: ViolationKind, event: Event, message: string) => void,
+): void {
+  const boundOf = (t: number, boundMs: number): number => (inFault(t) ? boundMs : displaceMs);
+  const run = events.find((e) => e.k === 'run');
+  const boundMs = Number(run?.boundMs ?? 10_000);
+  const closedByDriver = new Map<string, number>();
+  for (const e of events) if (e.k === 'close') closedByDriver.set(`${str(e.peer)}#${str(e.s)}`, e.t);
+  const endT = events.at(-1)?.t ?? 0;
+  for (const e of events) {
+    if (e.k !== 'race') continue;
+    const pair = [`${str(e.peer)}#${str(e.a)}`, `${str(e.peer)}#${str(e.b)}`];
+    const ups = pair.map((key) => upAt.get(key));
+    if (ups.some((up) => up === undefined)) continue; // one never authenticated: no race happened
+    const bothUp = Math.max(...(ups as number[]));
+    const judgeAt = bothUp + boundOf(bothUp, boundMs);
+    if (judgeAt > endT) continue;
+    if (pair.some((key) => (closedByDriver.get(key) ?? Infinity) <= judgeAt)) continue;
+    const alive = pair.filter((key) => (downAt.get(key) ?? Infinity) > judgeAt);
+    if (alive.length === 2) {
+      flag(
+        'race',
+        e,
+        `${pair.join(' and ')} both still up ${Math.round(judgeAt - bothUp)} ms after the race`,
+      );
+      continue;
+    }
+    if (alive.length > 0) continue;
+    // Neither is up: fine if a fault ended one, or a later session of the peer replaced the winner
+    // (its client may hear its auth answer just after the relay closed the winner for it).
+    const downs = pair.map((key) => downAt.get(key) ?? Infinity);
+    if (downs.some((t) => inFault(t))) continue;
+    const newest = Math.max(Number(e.a), Number(e.b));
+    const replaced = [...upAt].some(([key, up]) => {
+      const [peer, s] = key.split('#');
+      return peer === str(e.peer) && Number(s) > newest && up <= Math.max(...downs) + displaceMs;
+    });
+    if (!replaced) flag('race', e, `neither ${pair.join(' nor ')} won the race`);
+  }
 }
 
 /** The first violation with the history lines around it. */
