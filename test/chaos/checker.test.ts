@@ -163,23 +163,29 @@ describe('chaos checker', () => {
     expect(kinds(history(RUN, [5, 'rss', { pod: 'pod-2', bytes: 2_000_000 }], TAIL))).toEqual(['rss']);
   });
 
-  it('measures convergence per fault kind: the last loss after a fault ended, while no fault was active', () => {
+  it('measures recovery per fault kind: fault end until a pair that lost traffic gets through again', () => {
     const text = history(
       ...BASE,
       [1_000, 'fault', { id: 1, kind: 'pod-kill', phase: 'start' }],
+      [1_200, 'send', { peer: 'a', s: 1, to: 'b', seq: 1 }], // lost during the fault
       [1_500, 'fault', { id: 1, kind: 'pod-kill', phase: 'end' }],
-      [1_200, 'send', { peer: 'a', s: 1, to: 'b', seq: 1 }], // during the fault: not convergence
-      [1_800, 'send', { peer: 'a', s: 1, to: 'b', seq: 2 }], // 300 ms after it ended
+      [1_600, 'send', { peer: 'a', s: 1, to: 'b', seq: 2 }], // still lost after it
+      [1_800, 'send', { peer: 'a', s: 1, to: 'b', seq: 3 }],
+      [1_810, 'recv', { peer: 'b', s: 1, from: 'a', fs: 1, seq: 3, dst: 'b' }], // 310 ms after the end
       [5_000, 'fault', { id: 2, kind: 'redis-latency', phase: 'start' }],
+      [5_100, 'send', { peer: 'b', s: 1, to: 'a', seq: 1 }],
       [5_400, 'fault', { id: 2, kind: 'redis-latency', phase: 'end' }],
-      [5_450, 'send', { peer: 'a', s: 1, to: 'b', seq: 3 }],
-      [5_460, 'send', { peer: 'a', s: 1, to: 'b', seq: 4 }],
-      [5_461, 'recv', { peer: 'b', s: 1, from: 'a', fs: 1, seq: 4, dst: 'b' }],
+      [5_420, 'send', { peer: 'b', s: 1, to: 'a', seq: 2 }],
+      [5_450, 'recv', { peer: 'a', s: 1, from: 'b', fs: 1, seq: 2, dst: 'a' }],
+      [5_500, 'fault', { id: 3, kind: 'mesh-partition', phase: 'start' }],
+      [5_600, 'send', { peer: 'a', s: 1, to: 'b', seq: 4 }], // delivered: nothing broke
+      [5_601, 'recv', { peer: 'b', s: 1, from: 'a', fs: 1, seq: 4, dst: 'b' }],
+      [5_900, 'fault', { id: 3, kind: 'mesh-partition', phase: 'end' }],
       TAIL,
     );
     const verdict = check(parseHistory(text));
     expect(verdict.violations).toEqual([]);
-    expect(verdict.stats.convergenceMsByFault).toEqual({ 'pod-kill': 300, 'redis-latency': 50 });
+    expect(verdict.stats.convergenceMsByFault).toEqual({ 'pod-kill': 310, 'redis-latency': 50 });
   });
 
   it('catches a race of two connections of one ID that both stay up, or that neither wins', () => {

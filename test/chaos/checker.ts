@@ -54,10 +54,7 @@ export interface Verdict {
     lostOutsideFaults: number;
     faults: Record<string, number>;
     worstConvergenceMs: number;
-    /**
-     * Per fault kind: the longest time from a fault's end to the last message lost after it
-     * (sent while no fault was active; attributed to the fault that ended last before it).
-     */
+    /** Per fault kind, the worst time until traffic flowed again (see recoveryByFault). */
     convergenceMsByFault: Record<string, number>;
     fuzzFrames: number;
     peakRssBytes: number;
@@ -112,14 +109,6 @@ export function check(events: Event[]): Verdict {
   }
   const endT = events.at(-1)?.t ?? 0;
   for (const start of openFaults.values()) windows.push([start, endT + boundMs]);
-  const faultActive = (t: number): boolean => intervals.some(({ start, end }) => t >= start && t <= end);
-  /** The fault that ended last at or before t. */
-  const lastEnded = (t: number): { kind: string; end: number } | undefined => {
-    let best: { kind: string; end: number } | undefined;
-    for (const interval of intervals)
-      if (interval.end <= t && (!best || interval.end > best.end)) best = interval;
-    return best;
-  };
   const inFault = (t: number): boolean => windows.some(([a, b]) => t >= a && t <= b);
 
   // Session lifetimes, per peer.
@@ -248,7 +237,6 @@ export function check(events: Event[]): Verdict {
   let sent = 0;
   let lost = 0;
   let lostOutside = 0;
-  const convergence: Record<string, number> = {};
   for (const e of events) {
     if (e.k !== 'send') continue;
     sent++;
@@ -267,13 +255,7 @@ export function check(events: Event[]): Verdict {
     lost++;
     if (e.t > endT - boundMs) continue;
     if (touched(str(e.peer), e.t) || touched(str(e.to), e.t)) continue;
-    if (inFault(e.t)) {
-      // Lost while no fault was active any more: the cluster had not converged yet.
-      const after = faultActive(e.t) ? undefined : lastEnded(e.t);
-      if (after)
-        convergence[after.kind] = Math.max(convergence[after.kind] ?? 0, Math.round(e.t - after.end));
-      continue;
-    }
+    if (inFault(e.t)) continue;
     lostOutside++;
     flag('loss', e, `message ${str(e.peer)}->${str(e.to)} #${str(e.seq)} lost outside any fault window`);
   }
@@ -329,12 +311,59 @@ export function check(events: Event[]): Verdict {
       lostOutsideFaults: lostOutside,
       faults,
       worstConvergenceMs: Math.round(worst),
-      convergenceMsByFault: convergence,
+      convergenceMsByFault: recoveryByFault(events, received, intervals),
       fuzzFrames,
       peakRssBytes: peakRss,
       exits,
     },
   };
+}
+
+/**
+ * Per fault kind, how long traffic took to flow again: for every sender -> receiver pair that
+ * lost a message sent during the fault, the time from the fault's end until the first message
+ * of that pair sent after it arrived; the worst over pairs and faults of the kind.
+ */
+function recoveryByFault(
+  events: Event[],
+  received: Map<string, Event>,
+  intervals: { kind: string; start: number; end: number }[],
+): Record<string, number> {
+  const byPair = new Map<string, { t: number; arrived: number | undefined }[]>();
+  for (const e of events) {
+    if (e.k !== 'send' || e.fin === true) continue;
+    const key = `${str(e.peer)}>${str(e.to)}`;
+    let sends = byPair.get(key);
+    if (!sends) byPair.set(key, (sends = []));
+    sends.push({ t: e.t, arrived: received.get(`${str(e.peer)}/${str(e.seq)}`)?.t });
+  }
+  const worst: Record<string, number> = {};
+  for (const { kind, start, end } of intervals) {
+    for (const sends of byPair.values()) {
+      let i = firstAtOrAfter(sends, start);
+      let broken = false;
+      for (; i < sends.length && (sends[i]?.t ?? 0) <= end; i++) broken ||= sends[i]?.arrived === undefined;
+      if (!broken) continue;
+      for (; i < sends.length; i++) {
+        const arrived = sends[i]?.arrived;
+        if (arrived === undefined) continue;
+        worst[kind] = Math.max(worst[kind] ?? 0, Math.round(arrived - end));
+        break;
+      }
+    }
+  }
+  return worst;
+}
+
+function firstAtOrAfter(sends: { t: number }[], t: number): number {
+  let low = 0;
+  let high = sends.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if ((sends[mid]?.t ?? 0) < t) low = mid + 1;
+    else high = mid;
+  }
+  return low;
 }
 
 /**
