@@ -109,7 +109,7 @@ export function check(events: Event[]): Verdict {
   }
   const endT = events.at(-1)?.t ?? 0;
   for (const start of openFaults.values()) windows.push([start, endT + boundMs]);
-  const inFault = (t: number): boolean => windows.some(([a, b]) => t >= a && t <= b);
+  const inFault = windowTest(windows);
 
   // Session lifetimes, per peer.
   const sessionKey = (peer: unknown, s: unknown): string => `${str(peer)}#${str(s)}`;
@@ -138,6 +138,20 @@ export function check(events: Event[]): Verdict {
     const dy = downAt.get(y) ?? Infinity;
     if (dx !== dy) return dx < dy;
     return (upAt.get(x) ?? 0) < (upAt.get(y) ?? 0);
+  };
+
+  // Per session, the newer session of its peer that came up first (memoised: histories are long).
+  const firstNewerMemo = new Map<string, { key: string; up: number } | undefined>();
+  const firstNewer = (key: string, peer: string): { key: string; up: number } | undefined => {
+    if (firstNewerMemo.has(key)) return firstNewerMemo.get(key);
+    let best: { key: string; up: number } | undefined;
+    for (const other of sessionsOf.get(peer) ?? []) {
+      if (other === key || !older(key, other)) continue;
+      const up = upAt.get(other) ?? Infinity;
+      if (!best || up < best.up) best = { key: other, up };
+    }
+    firstNewerMemo.set(key, best);
+    return best;
   };
 
   // 1. Notices per (subscriber session, peer) alternate online, offline, online...
@@ -176,17 +190,13 @@ export function check(events: Event[]): Verdict {
         // A sender's replaced session may still send until the relay has displaced it
         // (cross-pod, via Redis); past the bound after the newer one came up it must not.
         const sender = sessionKey(e.from, e.fs);
-        for (const other of sessionsOf.get(str(e.from)) ?? []) {
-          if (other === sender || !older(sender, other)) continue;
-          const otherUp = upAt.get(other) ?? Infinity;
-          if (e.t - otherUp > (inFault(e.t) ? boundMs : displaceMs)) {
-            flag(
-              'session-regress',
-              e,
-              `data from ${sender} ${Math.round(e.t - otherUp)} ms after the newer ${other} came up`,
-            );
-            break;
-          }
+        const newer = firstNewer(sender, str(e.from));
+        if (newer && e.t - newer.up > (inFault(e.t) ? boundMs : displaceMs)) {
+          flag(
+            'session-regress',
+            e,
+            `data from ${sender} ${Math.round(e.t - newer.up)} ms after the newer ${newer.key} came up`,
+          );
         }
         // A session older (authenticated earlier) than one that already received must not receive.
         const me = sessionKey(e.peer, e.s);
@@ -316,6 +326,27 @@ export function check(events: Event[]): Verdict {
       peakRssBytes: peakRss,
       exits,
     },
+  };
+}
+
+/** Whether t lies in one of the windows: merged and searched, not scanned (histories are long). */
+function windowTest(windows: [number, number][]): (t: number) => boolean {
+  const merged: [number, number][] = [];
+  for (const [a, b] of [...windows].sort((x, y) => x[0] - y[0])) {
+    const last = merged.at(-1);
+    if (last && a <= last[1]) last[1] = Math.max(last[1], b);
+    else merged.push([a, b]);
+  }
+  return (t) => {
+    let low = 0;
+    let high = merged.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if ((merged[mid]?.[1] ?? 0) < t) low = mid + 1;
+      else high = mid;
+    }
+    const window = merged[low];
+    return window !== undefined && t >= window[0];
   };
 }
 

@@ -269,7 +269,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     void pod?.process.exited.then(({ code, signal }) => {
       if (slot.pod !== pod) return;
       slot.state = 'down';
-      if (!stopping) history.write('exit', { pod: slot.name, code, signal, scheduled: slot.expectExit });
+      if (stopping) return;
+      // An unscheduled exit keeps the end of the process's output: its last words say why.
+      const output = slot.expectExit ? {} : { output: pod.process.output.slice(-4_000) };
+      history.write('exit', { pod: slot.name, code, signal, scheduled: slot.expectExit, ...output });
     });
   };
   const startSlot = async (slot: PodSlot): Promise<void> => {
