@@ -311,6 +311,9 @@ export class MeshLink {
   }
 
   #onFrame(socket: WebSocket, data: Buffer, isBinary: boolean): void {
+    // After a protocol error (or any close) ws still hands over frames that were already on the
+    // wire while the close handshake runs: a link that sent malformed input delivers nothing more.
+    if (socket.readyState !== WebSocket.OPEN) return;
     this.#heard = true;
     if (!isBinary) return this.#protocolError(socket, 'text_frame');
     this.#received = 0;

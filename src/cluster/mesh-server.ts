@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
+import { refuseUpgrade } from '../observability/upgrade-refusal.js';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { HostPort } from '../net/host-port.js';
 import type { ClusterMetrics } from './cluster-metrics.js';
@@ -139,8 +140,6 @@ export class MeshServer {
       },
       'refused mesh connection',
     );
-    const text = status === 401 ? 'Unauthorized' : 'Not Found';
-    socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-    setTimeout(() => socket.destroy(), 1_000).unref();
+    refuseUpgrade(socket, status === 401 ? '401 Unauthorized' : '404 Not Found');
   }
 }

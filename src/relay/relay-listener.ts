@@ -9,6 +9,7 @@ import {
   TIMEOUT_CHECK_INTERVAL_MS,
   type HttpRefusal,
 } from '../observability/http-limits.js';
+import { refuseUpgrade } from '../observability/upgrade-refusal.js';
 import type { HostPort } from '../net/host-port.js';
 import type { AbuseGuard, AbuseRefusal } from './abuse-guard.js';
 import type { ClientAddressResolver } from './client-address.js';
@@ -168,7 +169,7 @@ export class RelayListener {
     const path = (req.url ?? '').split('?', 1)[0];
     if (path !== RELAY_PATH || !this.#accepting) {
       const status = this.#accepting ? '404 Not Found' : '503 Service Unavailable';
-      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      refuseUpgrade(socket, status);
       return;
     }
     const remote = this.#options.clientAddress.resolve(req);
@@ -176,8 +177,7 @@ export class RelayListener {
       const admitted = this.#options.abuse.upgrade(this.#options.clientAddress.clientIp(req));
       if (typeof admitted === 'string') {
         this.#options.onAbuse?.(admitted);
-        socket.end('HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-        setTimeout(() => socket.destroy(), 1_000).unref();
+        refuseUpgrade(socket, '429 Too Many Requests');
         return;
       }
       socket.once('close', admitted);

@@ -163,6 +163,94 @@ describe('chaos checker', () => {
     expect(kinds(history(RUN, [5, 'rss', { pod: 'pod-2', bytes: 2_000_000 }], TAIL))).toEqual(['rss']);
   });
 
+  it('measures recovery per fault kind: fault end until a pair that lost traffic gets through again', () => {
+    const text = history(
+      ...BASE,
+      [1_000, 'fault', { id: 1, kind: 'pod-kill', phase: 'start' }],
+      [1_200, 'send', { peer: 'a', s: 1, to: 'b', seq: 1 }], // lost during the fault
+      [1_500, 'fault', { id: 1, kind: 'pod-kill', phase: 'end' }],
+      [1_600, 'send', { peer: 'a', s: 1, to: 'b', seq: 2 }], // still lost after it
+      [1_800, 'send', { peer: 'a', s: 1, to: 'b', seq: 3 }],
+      [1_810, 'recv', { peer: 'b', s: 1, from: 'a', fs: 1, seq: 3, dst: 'b' }], // 310 ms after the end
+      [5_000, 'fault', { id: 2, kind: 'redis-latency', phase: 'start' }],
+      [5_100, 'send', { peer: 'b', s: 1, to: 'a', seq: 1 }],
+      [5_400, 'fault', { id: 2, kind: 'redis-latency', phase: 'end' }],
+      [5_420, 'send', { peer: 'b', s: 1, to: 'a', seq: 2 }],
+      [5_450, 'recv', { peer: 'a', s: 1, from: 'b', fs: 1, seq: 2, dst: 'a' }],
+      [5_500, 'fault', { id: 3, kind: 'mesh-partition', phase: 'start' }],
+      [5_600, 'send', { peer: 'a', s: 1, to: 'b', seq: 4 }], // delivered: nothing broke
+      [5_601, 'recv', { peer: 'b', s: 1, from: 'a', fs: 1, seq: 4, dst: 'b' }],
+      [5_900, 'fault', { id: 3, kind: 'mesh-partition', phase: 'end' }],
+      TAIL,
+    );
+    const verdict = check(parseHistory(text));
+    expect(verdict.violations).toEqual([]);
+    expect(verdict.stats.convergenceMsByFault).toEqual({ 'pod-kill': 310, 'redis-latency': 50 });
+  });
+
+  it('catches a race of two connections of one ID that both stay up, or that neither wins', () => {
+    const race = (...rest: [number, string, Record<string, unknown>?][]): string =>
+      history(
+        ...BASE,
+        [10, 'race', { peer: 'a', a: 2, b: 3 }],
+        [20, 'sess', { peer: 'a', s: 2, phase: 'up' }],
+        [25, 'sess', { peer: 'a', s: 3, phase: 'up' }],
+        ...rest,
+        TAIL,
+      );
+    // One loser closed within displaceMs (100 ms): fine.
+    expect(kinds(race([60, 'sess', { peer: 'a', s: 2, phase: 'down' }]))).toEqual([]);
+    // Both still up past it: the loser was never displaced.
+    expect(kinds(race([500, 'sess', { peer: 'a', s: 2, phase: 'down' }]))).toEqual(['race']);
+    // Both gone without a fault or the driver closing one: nobody won.
+    expect(
+      kinds(
+        race(
+          [60, 'sess', { peer: 'a', s: 2, phase: 'down' }],
+          [61, 'sess', { peer: 'a', s: 3, phase: 'down' }],
+        ),
+      ),
+    ).toEqual(['race']);
+    // The driver closing one itself is not the relay's doing.
+    expect(
+      kinds(
+        race(
+          [60, 'close', { peer: 'a', s: 3 }],
+          [61, 'sess', { peer: 'a', s: 3, phase: 'down' }],
+          [62, 'sess', { peer: 'a', s: 2, phase: 'down' }],
+        ),
+      ),
+    ).toEqual([]);
+  });
+
+  it('catches a fuzz bystander closed outside any fault window, and counts fuzz frames', () => {
+    const closed = history(
+      ...BASE,
+      [100, 'fuzz-bystander', { pod: 'pod-1', who: 'watcher', code: 1008 }],
+      [200, 'fuzz', { frames: 1234 }],
+      TAIL,
+    );
+    expect(kinds(closed)).toEqual(['bystander-closed']);
+    expect(check(parseHistory(closed)).stats.fuzzFrames).toBe(1234);
+    const killed = history(
+      ...BASE,
+      [90, 'fault', { id: 1, kind: 'pod-kill', phase: 'start' }],
+      [100, 'fuzz-bystander', { pod: 'pod-1', who: 'watcher', code: 1006 }],
+      [150, 'fault', { id: 1, kind: 'pod-kill', phase: 'end' }],
+      TAIL,
+    );
+    expect(kinds(killed)).toEqual([]);
+  });
+
+  it('catches bytes that are not a chaos message reaching a chaos client', () => {
+    const text = history(
+      ...BASE,
+      [10, 'recv', { peer: 'b', s: 1, from: 'a', dst: '(not a chaos message)' }],
+      TAIL,
+    );
+    expect(kinds(text)).toEqual(['misdelivery']);
+  });
+
   it('prints the first violation with the surrounding history lines', () => {
     const text = history(...BASE, [10, 'on', { peer: 'a', s: 1, of: 'b' }], TAIL);
     const report = explain(text, check(parseHistory(text)), 1);

@@ -13,6 +13,10 @@ import { readFileSync } from 'node:fs';
  *   off    {peer, s, of}                          ... saw `of` go offline
  *   send   {peer, s, to, seq, fin?}               transport message, seq unique per sender
  *   recv   {peer, s, from, fs, seq, dst}          received; dst is what the payload says
+ *   race   {peer, a, b}                           sessions a and b of peer were started racing each other
+ *   close  {peer, s}                              the driver closed session s itself
+ *   fuzz-bystander {pod, who, code}              a bystander of the live fuzzer was closed
+ *   fuzz   {frames, outcomes, ...}                the live fuzzer's counts
  *   heal   {}                                     the last fault has healed
  *   ready  {peer, s}                              after heal: every partner of peer is open
  *   exit   {pod, code, signal, scheduled}
@@ -31,6 +35,8 @@ export type ViolationKind =
   | 'loss'
   | 'no-convergence'
   | 'unexpected-exit'
+  | 'race'
+  | 'bystander-closed'
   | 'rss';
 
 export interface Violation {
@@ -48,6 +54,9 @@ export interface Verdict {
     lostOutsideFaults: number;
     faults: Record<string, number>;
     worstConvergenceMs: number;
+    /** Per fault kind, the worst time until traffic flowed again (see recoveryByFault). */
+    convergenceMsByFault: Record<string, number>;
+    fuzzFrames: number;
     peakRssBytes: number;
     exits: number;
   };
@@ -81,6 +90,7 @@ export function check(events: Event[]): Verdict {
 
   // Fault windows, each widened by the convergence bound.
   const windows: [number, number][] = [];
+  const intervals: { kind: string; start: number; end: number }[] = [];
   const openFaults = new Map<string, number>();
   const faults: Record<string, number> = {};
   for (const e of events) {
@@ -91,12 +101,15 @@ export function check(events: Event[]): Verdict {
     } else {
       const start = openFaults.get(str(e.id));
       openFaults.delete(str(e.id));
-      if (start !== undefined) windows.push([start, e.t + boundMs]);
+      if (start !== undefined) {
+        windows.push([start, e.t + boundMs]);
+        intervals.push({ kind: str(e.kind), start, end: e.t });
+      }
     }
   }
   const endT = events.at(-1)?.t ?? 0;
   for (const start of openFaults.values()) windows.push([start, endT + boundMs]);
-  const inFault = (t: number): boolean => windows.some(([a, b]) => t >= a && t <= b);
+  const inFault = windowTest(windows);
 
   // Session lifetimes, per peer.
   const sessionKey = (peer: unknown, s: unknown): string => `${str(peer)}#${str(s)}`;
@@ -125,6 +138,20 @@ export function check(events: Event[]): Verdict {
     const dy = downAt.get(y) ?? Infinity;
     if (dx !== dy) return dx < dy;
     return (upAt.get(x) ?? 0) < (upAt.get(y) ?? 0);
+  };
+
+  // Per session, the newer session of its peer that came up first (memoised: histories are long).
+  const firstNewerMemo = new Map<string, { key: string; up: number } | undefined>();
+  const firstNewer = (key: string, peer: string): { key: string; up: number } | undefined => {
+    if (firstNewerMemo.has(key)) return firstNewerMemo.get(key);
+    let best: { key: string; up: number } | undefined;
+    for (const other of sessionsOf.get(peer) ?? []) {
+      if (other === key || !older(key, other)) continue;
+      const up = upAt.get(other) ?? Infinity;
+      if (!best || up < best.up) best = { key: other, up };
+    }
+    firstNewerMemo.set(key, best);
+    return best;
   };
 
   // 1. Notices per (subscriber session, peer) alternate online, offline, online...
@@ -163,17 +190,13 @@ export function check(events: Event[]): Verdict {
         // A sender's replaced session may still send until the relay has displaced it
         // (cross-pod, via Redis); past the bound after the newer one came up it must not.
         const sender = sessionKey(e.from, e.fs);
-        for (const other of sessionsOf.get(str(e.from)) ?? []) {
-          if (other === sender || !older(sender, other)) continue;
-          const otherUp = upAt.get(other) ?? Infinity;
-          if (e.t - otherUp > (inFault(e.t) ? boundMs : displaceMs)) {
-            flag(
-              'session-regress',
-              e,
-              `data from ${sender} ${Math.round(e.t - otherUp)} ms after the newer ${other} came up`,
-            );
-            break;
-          }
+        const newer = firstNewer(sender, str(e.from));
+        if (newer && e.t - newer.up > (inFault(e.t) ? boundMs : displaceMs)) {
+          flag(
+            'session-regress',
+            e,
+            `data from ${sender} ${Math.round(e.t - newer.up)} ms after the newer ${newer.key} came up`,
+          );
         }
         // A session older (authenticated earlier) than one that already received must not receive.
         const me = sessionKey(e.peer, e.s);
@@ -241,7 +264,8 @@ export function check(events: Event[]): Verdict {
     if (got) continue;
     lost++;
     if (e.t > endT - boundMs) continue;
-    if (inFault(e.t) || touched(str(e.peer), e.t) || touched(str(e.to), e.t)) continue;
+    if (touched(str(e.peer), e.t) || touched(str(e.to), e.t)) continue;
+    if (inFault(e.t)) continue;
     lostOutside++;
     flag('loss', e, `message ${str(e.peer)}->${str(e.to)} #${str(e.seq)} lost outside any fault window`);
   }
@@ -273,6 +297,20 @@ export function check(events: Event[]): Verdict {
     }
   }
 
+  checkRaces(events, upAt, downAt, inFault, displaceMs, flag);
+  let fuzzFrames = 0;
+  for (const e of events) {
+    if (e.k === 'fuzz') fuzzFrames += Number(e.frames ?? 0);
+    // A fuzzer's bystander may only lose its connection to a fault, never to the fuzz traffic.
+    if (e.k === 'fuzz-bystander' && !inFault(e.t)) {
+      flag(
+        'bystander-closed',
+        e,
+        `fuzz bystander ${str(e.who)} on ${str(e.pod)} closed (code ${str(e.code)}) outside any fault window`,
+      );
+    }
+  }
+
   violations.sort((a, b) => a.line - b.line);
   return {
     violations,
@@ -283,10 +321,132 @@ export function check(events: Event[]): Verdict {
       lostOutsideFaults: lostOutside,
       faults,
       worstConvergenceMs: Math.round(worst),
+      convergenceMsByFault: recoveryByFault(events, received, intervals),
+      fuzzFrames,
       peakRssBytes: peakRss,
       exits,
     },
   };
+}
+
+/** Whether t lies in one of the windows: merged and searched, not scanned (histories are long). */
+function windowTest(windows: [number, number][]): (t: number) => boolean {
+  const merged: [number, number][] = [];
+  for (const [a, b] of [...windows].sort((x, y) => x[0] - y[0])) {
+    const last = merged.at(-1);
+    if (last && a <= last[1]) last[1] = Math.max(last[1], b);
+    else merged.push([a, b]);
+  }
+  return (t) => {
+    let low = 0;
+    let high = merged.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if ((merged[mid]?.[1] ?? 0) < t) low = mid + 1;
+      else high = mid;
+    }
+    const window = merged[low];
+    return window !== undefined && t >= window[0];
+  };
+}
+
+/**
+ * Per fault kind, how long traffic took to flow again: for every sender -> receiver pair that
+ * lost a message sent during the fault, the time from the fault's end until the first message
+ * of that pair sent after it arrived; the worst over pairs and faults of the kind.
+ */
+function recoveryByFault(
+  events: Event[],
+  received: Map<string, Event>,
+  intervals: { kind: string; start: number; end: number }[],
+): Record<string, number> {
+  const byPair = new Map<string, { t: number; arrived: number | undefined }[]>();
+  for (const e of events) {
+    if (e.k !== 'send' || e.fin === true) continue;
+    const key = `${str(e.peer)}>${str(e.to)}`;
+    let sends = byPair.get(key);
+    if (!sends) byPair.set(key, (sends = []));
+    sends.push({ t: e.t, arrived: received.get(`${str(e.peer)}/${str(e.seq)}`)?.t });
+  }
+  const worst: Record<string, number> = {};
+  for (const { kind, start, end } of intervals) {
+    for (const sends of byPair.values()) {
+      let i = firstAtOrAfter(sends, start);
+      let broken = false;
+      for (; i < sends.length && (sends[i]?.t ?? 0) <= end; i++) broken ||= sends[i]?.arrived === undefined;
+      if (!broken) continue;
+      for (; i < sends.length; i++) {
+        const arrived = sends[i]?.arrived;
+        if (arrived === undefined) continue;
+        worst[kind] = Math.max(worst[kind] ?? 0, Math.round(arrived - end));
+        break;
+      }
+    }
+  }
+  return worst;
+}
+
+function firstAtOrAfter(sends: { t: number }[], t: number): number {
+  let low = 0;
+  let high = sends.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if ((sends[mid]?.t ?? 0) < t) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}
+
+/**
+ * Two connections of one peer ID racing: exactly one wins. Once both have been up for the
+ * displacement allowance (the bound inside a fault window), exactly one of them may still be
+ * up, unless the driver itself closed one. Both up: the loser was not closed. Neither up
+ * (and no fault): the race had no winner.
+ */
+function checkRaces(
+  events: Event[],
+  upAt: Map<string, number>,
+  downAt: Map<string, number>,
+  inFault: (t: number) => boolean,
+  displaceMs: number,
+  flag: (kind: ViolationKind, event: Event, message: string) => void,
+): void {
+  const boundOf = (t: number, boundMs: number): number => (inFault(t) ? boundMs : displaceMs);
+  const run = events.find((e) => e.k === 'run');
+  const boundMs = Number(run?.boundMs ?? 10_000);
+  const closedByDriver = new Map<string, number>();
+  for (const e of events) if (e.k === 'close') closedByDriver.set(`${str(e.peer)}#${str(e.s)}`, e.t);
+  const endT = events.at(-1)?.t ?? 0;
+  for (const e of events) {
+    if (e.k !== 'race') continue;
+    const pair = [`${str(e.peer)}#${str(e.a)}`, `${str(e.peer)}#${str(e.b)}`];
+    const ups = pair.map((key) => upAt.get(key));
+    if (ups.some((up) => up === undefined)) continue; // one never authenticated: no race happened
+    const bothUp = Math.max(...(ups as number[]));
+    const judgeAt = bothUp + boundOf(bothUp, boundMs);
+    if (judgeAt > endT) continue;
+    if (pair.some((key) => (closedByDriver.get(key) ?? Infinity) <= judgeAt)) continue;
+    const alive = pair.filter((key) => (downAt.get(key) ?? Infinity) > judgeAt);
+    if (alive.length === 2) {
+      flag(
+        'race',
+        e,
+        `${pair.join(' and ')} both still up ${Math.round(judgeAt - bothUp)} ms after the race`,
+      );
+      continue;
+    }
+    if (alive.length > 0) continue;
+    // Neither is up: fine if a fault ended one, or a later session of the peer replaced the winner
+    // (its client may hear its auth answer just after the relay closed the winner for it).
+    const downs = pair.map((key) => downAt.get(key) ?? Infinity);
+    if (downs.some((t) => inFault(t))) continue;
+    const newest = Math.max(Number(e.a), Number(e.b));
+    const replaced = [...upAt].some(([key, up]) => {
+      const [peer, s] = key.split('#');
+      return peer === str(e.peer) && Number(s) > newest && up <= Math.max(...downs) + displaceMs;
+    });
+    if (!replaced) flag('race', e, `neither ${pair.join(' nor ')} won the race`);
+  }
 }
 
 /** The first violation with the history lines around it. */

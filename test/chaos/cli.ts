@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { checkFile } from './checker.js';
 import { runChaos, type Topology } from './driver.js';
 
-/** npm run chaos -- --seed S --duration D --topology redis|sentinel|cluster [--clients N] [--bound MS] */
+/** npm run chaos -- --seed S --duration D --topology redis|sentinel|cluster [--clients N] [--bound MS] [--fuzz-frames N] */
 const { values } = parseArgs({
   options: {
     seed: { type: 'string', default: String(Date.now() % 1_000_000) },
@@ -13,6 +13,7 @@ const { values } = parseArgs({
     clients: { type: 'string', default: '40' },
     bound: { type: 'string', default: '15000' },
     'rss-bound-mb': { type: 'string', default: '256' },
+    'fuzz-frames': { type: 'string', default: '0' },
     dir: { type: 'string', default: join(tmpdir(), 'nb-chaos') },
   },
 });
@@ -42,6 +43,7 @@ const result = await runChaos({
   dir: values.dir,
   boundMs: Number(values.bound),
   rssBoundBytes: Number(values['rss-bound-mb']) * 1024 * 1024,
+  fuzzFrames: Number(values['fuzz-frames']),
   log: (line) => console.log(line),
 });
 const { verdict, report } = checkFile(result.historyFile);
@@ -52,6 +54,7 @@ for (const violation of verdict.violations) byKind[violation.kind] = (byKind[vio
 console.log(`violations by kind: ${JSON.stringify(byKind)}`);
 console.log(report);
 console.log(
-  `rerun: npm run chaos -- --seed ${values.seed} --duration ${values.duration} --topology ${topology} --clients ${clients}`,
+  `rerun: npm run chaos -- --seed ${values.seed} --duration ${values.duration} --topology ${topology} --clients ${clients}` +
+    (Number(values['fuzz-frames']) > 0 ? ` --fuzz-frames ${values['fuzz-frames']}` : ''),
 );
 process.exit(verdict.violations.length === 0 ? 0 : 1);

@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RelayClient, type PeerConnection } from '../../src/client/index.js';
-import { startPod, type Pod } from '../cluster/cluster-pods.js';
+import { CLUSTER_SECRET, startPod, type Pod } from '../cluster/cluster-pods.js';
 import { freePort } from '../support/free-port.js';
 import { TEST_SECRET } from '../support/in-process-relay.js';
 import {
@@ -13,6 +13,7 @@ import {
   stopAllRedis,
 } from '../support/redis-server.js';
 import { TcpForwarder } from '../support/tcp-forwarder.js';
+import { LiveFuzzer, type FuzzReport, type FuzzTarget } from './fuzzer.js';
 import { HistoryWriter } from './history.js';
 import { Rng } from './rng.js';
 
@@ -31,6 +32,8 @@ export interface ChaosOptions {
   /** How long a replaced session may still get traffic outside fault windows (pub/sub lag). */
   displaceMs?: number;
   rssBoundBytes: number;
+  /** Mutated frames the live fuzzer sends at pod chaos-1 while the chaos traffic flows (0: no fuzzer). */
+  fuzzFrames?: number;
   log?: (line: string) => void;
 }
 
@@ -45,6 +48,7 @@ export interface ScheduledFault {
 export interface ChaosResult {
   historyFile: string;
   schedule: ScheduledFault[];
+  fuzz?: FuzzReport;
 }
 
 const POD_FAULTS = ['pod-kill', 'pod-pause', 'mesh-partition', 'rolling-restart'];
@@ -76,6 +80,8 @@ interface PodSlot {
   meshPort: number;
   meshProxy: TcpForwarder;
   pod?: Pod;
+  /** The running process's registry instance (read from Redis once its heartbeat wrote it). */
+  instanceId?: string;
   state: 'up' | 'down' | 'paused';
   expectExit: boolean;
   lock: Promise<void>;
@@ -100,6 +106,8 @@ interface ChaosPeer {
 /** Redis side of a run: how pods reach it and the faults only it can have. */
 interface RedisSide {
   envFor(pod: number): Record<string, string>;
+  /** The instance the pod named `pod` runs as now, from the pods table its heartbeat writes. */
+  instanceOf(pod: string): Promise<string | undefined>;
   fault(kind: string, target: number, ms: number, rng: Rng): Promise<void>;
   stop(): Promise<void>;
 }
@@ -121,6 +129,7 @@ async function singleRedis(dir: string): Promise<RedisSide> {
   const proxies = await Promise.all([0, 1, 2].map(() => TcpForwarder.start(redis.port)));
   return {
     envFor: (pod) => ({ NB_REDIS_URL: `redis://127.0.0.1:${proxies[pod]?.port}` }),
+    instanceOf: (pod) => readInstance(redis.port, pod),
     async fault(kind, target, ms) {
       if (kind === 'redis-kill-keep' || kind === 'redis-kill-wipe') {
         await redis.kill();
@@ -154,6 +163,10 @@ async function sentinelRedis(): Promise<RedisSide> {
       NB_REDIS_SENTINELS: `127.0.0.1:${setup.sentinelPort}`,
       NB_REDIS_SENTINEL_NAME: setup.masterName,
     }),
+    instanceOf: async (pod) => {
+      const primary = await setup.currentPrimaryPort();
+      return primary === undefined ? undefined : readInstance(primary, pod);
+    },
     async fault() {
       const before = await setup.currentPrimaryPort();
       await redisCli(setup.sentinelPort, ['SENTINEL', 'failover', setup.masterName]).catch(() => '');
@@ -177,6 +190,7 @@ async function clusterRedis(): Promise<RedisSide> {
     envFor: () => ({
       NB_REDIS_CLUSTER_NODES: setup.hostPorts.map(({ host, port }) => `${host}:${port}`).join(','),
     }),
+    instanceOf: (pod) => readInstance(setup.hostPorts[0]?.port ?? 0, pod, ['-c']),
     async fault(_kind, target) {
       const replicas: number[] = [];
       for (const node of setup.nodes) {
@@ -197,6 +211,14 @@ async function clusterRedis(): Promise<RedisSide> {
     },
     stop: () => setup.stop(),
   };
+}
+
+/** Default key prefix of the relay (NB_REDIS_KEY_PREFIX); '-c' follows Redis Cluster redirections. */
+async function readInstance(port: number, pod: string, flags: string[] = []): Promise<string | undefined> {
+  const answer = (
+    await redisCli(port, [...flags, 'HGET', 'nbrelay:{cluster}:pods', pod]).catch(() => '')
+  ).trim();
+  return answer === '' ? undefined : answer;
 }
 
 function rssBytes(pid: number | undefined): number | undefined {
@@ -234,6 +256,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const slots: PodSlot[] = [];
   const peers: ChaosPeer[] = [];
   let redisSide: RedisSide | undefined;
+  let fuzzer: LiveFuzzer | undefined;
+  let fuzzReport: FuzzReport | undefined;
   // If the driver itself dies, its relay processes must not outlive it.
   const killPods = (): void => {
     for (const slot of slots) slot.pod?.process.kill('SIGKILL');
@@ -245,7 +269,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     void pod?.process.exited.then(({ code, signal }) => {
       if (slot.pod !== pod) return;
       slot.state = 'down';
-      if (!stopping) history.write('exit', { pod: slot.name, code, signal, scheduled: slot.expectExit });
+      if (stopping) return;
+      // An unscheduled exit keeps the end of the process's output: its last words say why.
+      const output = slot.expectExit ? {} : { output: pod.process.output.slice(-4_000) };
+      history.write('exit', { pod: slot.name, code, signal, scheduled: slot.expectExit, ...output });
     });
   };
   const startSlot = async (slot: PodSlot): Promise<void> => {
@@ -263,6 +290,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       }
     }
     slot.expectExit = false;
+    slot.instanceId = undefined;
     slot.state = 'up';
     history.write('pod', {
       pod: slot.name,
@@ -310,7 +338,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       history.write('on', { peer: peer.id, s: session.s, of: partner });
       session.conns.set(partner, conn);
       conn.on('data', (payload) => {
-        const m = JSON.parse(payload.toString()) as { f: string; fs: number; d: string; q: number };
+        let m: { f: string; fs: number; d: string; q: number };
+        try {
+          m = JSON.parse(payload.toString()) as typeof m;
+        } catch {
+          // Not a chaos message (fuzz traffic must never reach a chaos client): the checker flags it.
+          history.write('recv', { peer: peer.id, s: session.s, from: partner, dst: '(not a chaos message)' });
+          return;
+        }
         history.write('recv', { peer: peer.id, s: session.s, from: m.f, fs: m.fs, seq: m.q, dst: m.d });
       });
       // Not once('close'): ws may hand over online and offline in one tick, so the
@@ -434,6 +469,34 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       }
     }
     await Promise.all(peers.map((peer) => startSession(peer, true)));
+    const fuzzed = slots[0] as PodSlot;
+    fuzzer =
+      (options.fuzzFrames ?? 0) > 0
+        ? new LiveFuzzer({
+            seed: options.seed,
+            frames: options.fuzzFrames ?? 0,
+            authSecret: TEST_SECRET,
+            clusterSecret: CLUSTER_SECRET,
+            target: (): FuzzTarget | undefined =>
+              fuzzed.state === 'up' && fuzzed.pod && fuzzed.instanceId
+                ? {
+                    relayPort: fuzzed.pod.process.port,
+                    meshPort: fuzzed.meshPort,
+                    instanceId: fuzzed.instanceId,
+                  }
+                : undefined,
+            onBystanderClosed: (who, code) =>
+              history.write('fuzz-bystander', { pod: fuzzed.name, who, code }),
+          })
+        : undefined;
+    // The fuzzer's mesh dials name the target's instance, which changes with every restart.
+    const instanceTimer = setInterval(() => {
+      if (!fuzzer || fuzzed.state !== 'up') return;
+      void redisSide?.instanceOf(fuzzed.name).then((id) => {
+        if (id !== undefined && fuzzed.state === 'up') fuzzed.instanceId = id;
+      });
+    }, 1_000);
+    const fuzzRun = fuzzer?.run();
     const sender = setInterval(() => {
       for (const peer of peers) {
         for (const session of peer.all) {
@@ -448,9 +511,20 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         const old = peer.current;
         if (!old?.alive) return;
         const race = rng.chance(0.25);
+        const first = peer.sessions + 1;
         void startSession(peer, true);
-        if (race) void startSession(peer, false);
-        later(() => void old.client.close(), rng.int(0, 300));
+        if (race) {
+          void startSession(peer, false);
+          // Two connections of one ID racing: the checker wants exactly one of them to win.
+          history.write('race', { peer: peer.id, a: first, b: first + 1 });
+        }
+        later(
+          () => {
+            history.write('close', { peer: peer.id, s: old.s });
+            void old.client.close();
+          },
+          rng.int(0, 300),
+        );
       },
       Math.max(100, Math.round(8_000 / options.clients)),
     );
@@ -502,6 +576,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       await (fault.kind === 'rolling-restart' ? run() : withLock(slot, run));
     });
     await Promise.all(faultRuns);
+    if (fuzzer && fuzzRun) {
+      // The fuzzer may finish its count after the faults (traffic still flows); bounded all the same.
+      await Promise.race([fuzzRun, sleep(Math.max(30_000, options.durationMs / 2))]);
+      fuzzer.stop();
+      fuzzReport = await fuzzRun;
+      history.write('fuzz', { pod: fuzzed.name, ...fuzzReport });
+      log(`fuzz: ${JSON.stringify(fuzzReport)}`);
+    }
+    clearInterval(instanceTimer);
     clearInterval(reconnector);
     history.write('heal', {});
     log(`+${Date.now() - origin} ms healed; waiting for convergence`);
@@ -530,6 +613,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     history.write('end', {});
   } finally {
     stopping = true;
+    fuzzer?.stop();
     for (const timer of timers) clearTimeout(timer);
     for (const peer of peers) for (const session of peer.all) session.client.terminate();
     for (const peer of peers) peer.current?.client.terminate();
@@ -543,5 +627,5 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     await history.close();
     process.off('exit', killPods);
   }
-  return { historyFile, schedule };
+  return { historyFile, schedule, ...(fuzzReport ? { fuzz: fuzzReport } : {}) };
 }

@@ -347,6 +347,60 @@ describe('mesh', () => {
     expect(await metricValue(b.metrics, 'relay_mesh_protocol_errors_total', { reason: 'bad_shed' })).toBe(2);
   });
 
+  it('survives a dialer that resets the connection after being refused', async () => {
+    // Found by the chaos runs (relay exit code 1, "Unhandled 'error' event ... ECONNRESET"): a pod
+    // that restarted has a new instance ID, the others still dial the old one, are refused with a
+    // 401 and reset the socket; Node's HTTP server no longer watches errors of upgrade sockets.
+    const b = await meshNode('b-instance');
+    for (let i = 0; i < 5; i++) {
+      const socket = createConnection({ host: '127.0.0.1', port: b.port });
+      const headers = dialHeaders(SECRET, 'a-instance', 'an-old-instance-id').headers;
+      const lines = Object.entries(headers).map(([name, value]) => `${name}: ${value}`);
+      socket.write(
+        [
+          `GET ${MESH_PATH} HTTP/1.1`,
+          'Host: 127.0.0.1',
+          'Connection: Upgrade',
+          'Upgrade: websocket',
+          'Sec-WebSocket-Version: 13',
+          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+          ...lines,
+          '',
+          '',
+        ].join('\r\n'),
+      );
+      const answer = await new Promise<string>((resolve) =>
+        socket.once('data', (data) => resolve(data.toString())),
+      );
+      expect(answer).toMatch(/^HTTP\/1.1 401/);
+      socket.resetAndDestroy();
+      await new Promise((resolve) => socket.once('close', resolve));
+    }
+    // Still serving: a proper dial links.
+    const { socket } = await rawDial(b.port, dialHeaders(SECRET, 'a-instance', b.id).headers);
+    expect(socket?.readyState).toBe(WebSocket.OPEN);
+    socket?.terminate();
+  });
+
+  it('takes nothing more from a link after its malformed frame, not even frames already on the wire', async () => {
+    // Found by the chaos fuzzer: the close handshake takes a round trip, and frames that
+    // arrived meanwhile were still delivered.
+    const b = await meshNode('b-instance');
+    const p = peer('target');
+    b.local.add(p);
+    const { socket } = await rawDial(b.port, dialHeaders(SECRET, 'a-instance', b.id).headers);
+    const closed = new Promise<number>((resolve) => socket!.once('close', (code) => resolve(code)));
+    const message = transport(peer('sender'), 'after the bad frame');
+    const valid = Buffer.alloc(transportRecordSize(message));
+    writeTransportRecord(valid, 0, peerKeyToBytes(p), message);
+    socket!.send(Buffer.from([9, 0, 1, 0]));
+    socket!.send(valid);
+    socket!.send(valid);
+    expect(await closed).toBe(1008);
+    expect(b.received).toEqual([]);
+    expect(await metricValue(b.metrics, 'relay_mesh_protocol_errors_total')).toBe(1);
+  });
+
   it('carries a shed request to the instance it is meant for, ahead of queued traffic', async () => {
     const [a, b, c] = await threeNodesLinkedToA();
     const pb = peer('on-b');
