@@ -3,9 +3,10 @@ import { ConfigError, parseDurationMs, parsePort } from '../config/parse-values.
 import { createMetricsServer, startEndpoint } from '../observability/http-endpoints.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../observability/logger.js';
 import { startProbe, type RunningProbe } from './prober.js';
+import { relayWebSocketUrl } from '../client/relay-url.js';
 
 export const PROBE_USAGE = `usage: nb-cluster-relay probe --url rel://relay:443 [--url rel://pod-1:443 …] --secret S
-  --url URL              relay URL; repeat or comma-separate to pin the two probe clients to different pods
+  --url URL              relay URL (rel:// or rels://, host, optional port and path); repeat or comma-separate to pin the two probe clients to different pods
   --secret S             auth secret (or NB_AUTH_SECRET)
   --interval 1s          time between probe packets
   --reconnect-interval 60s
@@ -55,8 +56,12 @@ export function parseProbeArgs(args: string[], env: NodeJS.ProcessEnv = process.
     .filter(Boolean);
   if (urls.length === 0) throw new ConfigError(`--url: at least one relay URL is required\n${PROBE_USAGE}`);
   for (const url of urls) {
-    if (!/^rels?:\/\/[^/\s]+$/.test(url))
-      throw new ConfigError(`--url: expected rel://host:port or rels://host:port, got "${url}"`);
+    // The client's own check, so the probe takes every address a NetBird client takes.
+    try {
+      relayWebSocketUrl(url);
+    } catch (err) {
+      throw new ConfigError(`--url: ${(err as Error).message}`);
+    }
   }
   const secret = values.secret ?? env.NB_AUTH_SECRET;
   if (!secret) throw new ConfigError('--secret (or NB_AUTH_SECRET): required');
