@@ -4,7 +4,7 @@
 // and NetBird's 2-instance HA layout (two relays, one front, one exposed address).
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -251,15 +251,20 @@ async function stopRun(run: Run | undefined): Promise<void> {
   await stopLayout(run.layout);
 }
 
-/** The host as found: no nftables table of NetBird's, nothing under /var/lib/netbird or ~/.netbird. */
+// Absolute: CI's PATH may lack /usr/sbin. NetBird programs nftables over netlink,
+// so only listing the tables shows what it did; without nft the check cannot
+// tell and fails (.ci/run installs nftables).
+const NFT = '/usr/sbin/nft';
+
+/**
+ * The host as found: no nftables table and no interface of NetBird's (wt0 is its
+ * default name), nothing under /var/lib/netbird, ~/.netbird or /etc/netbird.
+ * Only NetBird's names: other suites may add their own tables and links meanwhile.
+ */
 function hostUntouched(): void {
-  let tables = '';
-  try {
-    tables = execFileSync('nft', ['list', 'tables'], { encoding: 'utf8' });
-  } catch {
-    tables = ''; // no nft binary or no permission: nothing of NetBird's can be there either
-  }
-  expect(tables).not.toMatch(/\bnetbird\b/);
+  const tables = execFileSync(NFT, ['list', 'tables'], { encoding: 'utf8' });
+  expect(tables.split('\n').filter((t) => /netbird/i.test(t))).toEqual([]);
+  expect(readdirSync('/sys/class/net').filter((link) => /^(wt|nb)\d/.test(link))).toEqual([]);
   expect(existsSync('/var/lib/netbird')).toBe(false);
   expect(existsSync(join(homedir(), '.netbird'))).toBe(false);
   expect(existsSync('/etc/netbird')).toBe(false);
