@@ -27,6 +27,7 @@ import {
   startManagement,
   type Management,
 } from './harness.js';
+import { transfer, wireguardLoss } from './diagnostics.js';
 
 const SECRET = `agents-${randomBytes(8).toString('hex')}`;
 const CLUSTER_SECRET = `mesh-${randomBytes(8).toString('hex')}`;
@@ -199,14 +200,20 @@ async function pairStates(agents: Agent[], exposed: string): Promise<PairState[]
 }
 
 /** 1 MiB over TCP with a checksum and a UDP echo, both directions of the pair. */
-async function traffic(pair: PairState): Promise<{ tcpMs: number; udpMs: number }> {
-  const tcp = await pair.a.request(`tcp ${pair.b.ip} 1048576`, 'tcp');
-  expect(tcp, `${pair.a.name}→${pair.b.name} tcp: ${JSON.stringify(tcp)}`).toMatchObject({ ok: true });
-  const back = await pair.b.request(`tcp ${pair.a.ip} 1048576`, 'tcp');
-  expect(back, `${pair.b.name}→${pair.a.name} tcp`).toMatchObject({ ok: true });
+async function traffic(
+  pair: PairState,
+  metricsPorts: number[],
+): Promise<{ tcpMs: number; backMs: number; udpMs: number; wgLost: unknown }> {
+  const tcp = await transfer(pair.a, pair.b, metricsPorts);
+  const back = await transfer(pair.b, pair.a, metricsPorts);
   const udp = await pair.a.request(`udp ${pair.b.ip}`, 'udp');
   expect(udp, `${pair.a.name}→${pair.b.name} udp`).toMatchObject({ ok: true });
-  return { tcpMs: Number(tcp.ms), udpMs: Number(udp.ms) };
+  return {
+    tcpMs: tcp.ms,
+    backMs: back.ms,
+    udpMs: Number(udp.ms),
+    wgLost: await wireguardLoss(pair.a, pair.b),
+  };
 }
 
 interface Run {
@@ -218,7 +225,7 @@ interface Run {
 async function startRun(
   key: LayoutKey,
   agentCount: number,
-  logLevel = 'info',
+  logLevel = process.env.AGENTS_LOG_LEVEL ?? 'info',
   credentialsTtl = '24h',
 ): Promise<Run> {
   const layout = await startLayout(key);
@@ -309,7 +316,7 @@ describe.each<[LayoutKey, number]>([
     const pairs = await pairStates(r.agents, r.layout.exposed);
     expect(pairs.every((p) => p.viaExposed)).toBe(true);
     const traffics = [];
-    for (const p of pairs) traffics.push(await traffic(p));
+    for (const p of pairs) traffics.push(await traffic(p, r.layout.metricsPorts));
     const perPod = await Promise.all(r.layout.metricsPorts.map(relayPeers));
     expect(perPod.reduce((a, b) => a + b, 0)).toBe(count);
     if (key === 'ours-3-pod') expect(perPod.filter((n) => n > 0).length).toBeGreaterThanOrEqual(2);
@@ -389,9 +396,7 @@ async function abruptRestart(r: Run, keeper: Agent, index: number): Promise<{ ms
     expect(Date.now() - t0, `traffic to ${fresh.name} did not come back`).toBeLessThan(RECOVERY_BOUND_MS);
   }
   const ms = Date.now() - t0;
-  expect(await keeper.request(`tcp ${fresh.ip} 1048576`, 'tcp'), 'tcp after restart').toMatchObject({
-    ok: true,
-  });
+  await transfer(keeper, fresh, r.layout.metricsPorts);
   return { ms, higher: fresh.pubKey > keeper.pubKey };
 }
 
@@ -466,7 +471,7 @@ describe('pod killed (kill -9) under an agent, relay: ours-3-pod', () => {
       expect(Date.now() - killedAt, 'traffic did not come back').toBeLessThan(POD_KILL_BOUND_MS);
     }
     const ms = Date.now() - killedAt;
-    expect(await a.request(`tcp ${b.ip} 1048576`, 'tcp'), 'tcp after pod kill').toMatchObject({ ok: true });
+    await transfer(a, b, r.layout.metricsPorts);
     const after = await Promise.all(r.layout.metricsPorts.filter((_, i) => i !== victim).map(relayPeers));
     expect(after.reduce((x, y) => x + y, 0)).toBe(2);
     results['pod-kill/ours-3-pod'] = { pass: true, recoveryMs: ms, perPodBefore: perPod };
@@ -521,9 +526,7 @@ describe.each<[LayoutKey]>([['ours-standalone'], ['netbird']])(
       await relay.stop('SIGKILL', 5_000);
       await relay.start(30_000);
       const ms = await untilEchoes(a, b, 30_000, 'after relay restart');
-      expect(await a.request(`tcp ${b.ip} 1048576`, 'tcp'), 'tcp after reconnect').toMatchObject({
-        ok: true,
-      });
+      await transfer(a, b, r.layout.metricsPorts);
       results[`token-refresh/${key}`] = { pass: true, echoes, reconnectMs: ms };
     }, 300_000);
   },
@@ -569,7 +572,7 @@ describe('rolling restart of all 3 pods (SIGTERM, drain, start), relay: ours-3-p
     await prober;
     longest = Math.max(longest, settle);
     expect(longest).toBeLessThan(ROLLING_GAP_BOUND_MS);
-    expect(await a.request(`tcp ${b.ip} 1048576`, 'tcp'), 'tcp after rollout').toMatchObject({ ok: true });
+    await transfer(a, b, r.layout.metricsPorts);
     results['rolling/ours-3-pod'] = { pass: true, longestGapMs: longest };
   }, 400_000);
 });
