@@ -4,8 +4,10 @@ import { RelayClientError } from './relay-client-error.js';
 export const RELAY_PATH = '/relay';
 
 /**
- * Turns a relay address (rel://host:port, rels://host:port) into the
- * WebSocket URL to dial: rel becomes ws, rels becomes wss, the path is /relay.
+ * Turns a relay address (rel://host[:port][/path][?query], rels://…) into the
+ * WebSocket URL to dial, as NetBird's client does: rel becomes ws, rels
+ * becomes wss, any path is replaced by /relay and the query is kept. So an
+ * exposed address with a path (NB_EXPOSED_ADDRESS) is dialed like NetBird dials it.
  */
 export function relayWebSocketUrl(relayUrl: string): string {
   let parsed: URL;
@@ -18,8 +20,8 @@ export function relayWebSocketUrl(relayUrl: string): string {
   if (scheme === undefined || parsed.host === '') {
     throw new RelayClientError(
       'invalid_url',
-      `relay URL "${relayUrl}": expected rel://host:port or rels://host:port`,
+      `relay URL "${relayUrl}": expected rel://host[:port][/path] or rels://host[:port][/path]`,
     );
   }
-  return `${scheme}//${parsed.host}${RELAY_PATH}`;
+  return `${scheme}//${parsed.host}${RELAY_PATH}${parsed.search}`;
 }

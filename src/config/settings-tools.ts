@@ -5,7 +5,7 @@ import type { SettingSpec } from './settings.js';
 export const PROBE_SETTINGS = {
   url: {
     flag: 'url',
-    help: 'relay URL rel://host:port or rels://host:port; repeat or comma-separate to pin the two probe clients to different pods (required)',
+    help: 'relay URL rel:// or rels://, host, optional port and path; repeat or comma-separate to pin the two probe clients to different pods (required)',
     repeatable: true,
     group: 'probe',
   },

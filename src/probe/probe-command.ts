@@ -2,9 +2,9 @@ import { readRawSettings, SettingValues } from '../config/command-line.js';
 import { PROBE_USAGE } from '../config/help.js';
 import { ConfigError, splitList, type LogLevel } from '../config/parse-values.js';
 import { PROBE_SETTINGS } from '../config/settings-tools.js';
-import { isRelayUrl } from '../net/relay-url.js';
 import { createMetricsServer, startEndpoint } from '../observability/http-endpoints.js';
 import { createLogger } from '../observability/logger.js';
+import { relayWebSocketUrl } from '../client/relay-url.js';
 import { startProbe, type RunningProbe } from './prober.js';
 
 export { PROBE_USAGE };
@@ -26,8 +26,12 @@ export function parseProbeArgs(args: string[], env: NodeJS.ProcessEnv = process.
   const urls = splitList(settings.value('url') ?? '');
   if (urls.length === 0) throw new ConfigError(`--url: at least one relay URL is required\n${PROBE_USAGE}`);
   for (const url of urls) {
-    if (!isRelayUrl(url))
-      throw new ConfigError(`--url: expected rel://host:port or rels://host:port, got "${url}"`);
+    // The client's own check, so the probe takes every address a NetBird client takes.
+    try {
+      relayWebSocketUrl(url);
+    } catch (err) {
+      throw new ConfigError(`--url: ${(err as Error).message}`);
+    }
   }
   const secret = settings.required('secret');
   const intervalMs = settings.durationMs('interval');

@@ -5,6 +5,7 @@ go 1.25.5
 require (
 	github.com/netbirdio/netbird v0.77.1
 	github.com/sirupsen/logrus v1.9.4
+	golang.org/x/net v0.58.0
 )
 
 require (
@@ -238,7 +239,6 @@ require (
 	golang.org/x/crypto v0.55.0 // indirect
 	golang.org/x/exp v0.0.0-20260410095643-746e56fc9e2f // indirect
 	golang.org/x/mod v0.39.0 // indirect
-	golang.org/x/net v0.58.0 // indirect
 	golang.org/x/oauth2 v0.36.0 // indirect
 	golang.org/x/sync v0.22.0 // indirect
 	golang.org/x/sys v0.47.0 // indirect

@@ -3,7 +3,7 @@
 // TCP front standing in for a load balancer, and management set-up over its API.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -205,6 +205,11 @@ export interface PeerStatus {
   connStatus: string;
   relayed: boolean;
   relayServerAddress: string;
+  /** Unix ms; 0 when never */
+  connStatusUpdateMs?: number;
+  lastHandshakeMs?: number;
+  bytesTx?: number;
+  bytesRx?: number;
 }
 export interface AgentStatus {
   ip: string;
@@ -268,6 +273,9 @@ export class Agent {
   static async start(opts: AgentOptions): Promise<Agent> {
     mkdirSync(opts.dir, { recursive: true });
     mkdirSync(LOG_DIR, { recursive: true });
+    // The agent writes its log straight into the file: through a pipe, a busy
+    // test process would stall the agent's logging and so its packet path.
+    const log = openSync(agentLog(opts.name), 'a');
     const child = spawn(
       AGENT_BIN,
       [
@@ -292,10 +300,10 @@ export class Agent {
           NB_STATE_DIR: opts.dir,
           HOME: opts.dir,
         }),
-        stdio: ['pipe', 'pipe', 'pipe'],
+        stdio: ['pipe', 'pipe', log],
       },
     );
-    child.stderr!.pipe(createWriteStream(agentLog(opts.name), { flags: 'a' }));
+    closeSync(log);
     const agent = new Agent(opts.name, child, opts);
     const started = await agent.#await('started', 90_000);
     if (started.event !== 'started') throw new Error(`agent ${opts.name}: ${String(started.error)}`);

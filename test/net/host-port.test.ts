@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { formatHost, formatHostPort } from '../../src/net/host-port.js';
-import { isRelayUrl } from '../../src/net/relay-url.js';
 import { httpStatusOf } from '../../src/net/status-code.js';
 
 describe('net building blocks', () => {
@@ -10,16 +9,6 @@ describe('net building blocks', () => {
     expect(formatHostPort('relay.example.com', '443')).toBe('relay.example.com:443');
     expect(formatHost('::1')).toBe('[::1]');
     expect(formatHost('')).toBe('');
-  });
-
-  it('accepts rel:// and rels:// host:port without a path', () => {
-    expect(['rel://a:1', 'rels://[::1]:443'].map(isRelayUrl)).toEqual([true, true]);
-    expect(['http://a:1', 'rel://a:1/x', 'rel://', 'rel://a b'].map(isRelayUrl)).toEqual([
-      false,
-      false,
-      false,
-      false,
-    ]);
   });
 
   it('finds the HTTP status in either field the client library uses', () => {

@@ -29,6 +29,15 @@ describe('probe command flags', () => {
     });
   });
 
+  it('takes what a NetBird client takes: a host without port, a path, a query', () => {
+    const urls = [
+      'rels://relay.example',
+      'rel://relay.example:80/eu/relay-1',
+      'rels://r.example:443/a?pool=b',
+    ];
+    expect(parseProbeArgs(['--url', urls.join(','), '--secret', 's'], {}).urls).toEqual(urls);
+  });
+
   it('uses the defaults: 1 s interval, metrics on 9091', () => {
     const settings = parseProbeArgs(['--url', 'rel://a:1', '--secret', 's'], {});
     expect(settings.intervalMs).toBe(1_000);
@@ -37,7 +46,7 @@ describe('probe command flags', () => {
 
   it.each([
     [[], /--url/],
-    [['--url', 'http://a:1', '--secret', 's'], /--url: expected rel/],
+    [['--url', 'http://a:1', '--secret', 's'], /--url: relay URL "http:\/\/a:1": expected rel/],
     [['--url', 'rel://a:1'], /--secret/],
     [['--url', 'rel://a:1', '--secret', 's', '--interval', 'soon'], /--interval/],
     [['--url', 'rel://a:1', '--secret', 's', '--log-level', 'loud'], /--log-level/],
