@@ -6,6 +6,7 @@ import type { RelayTestClient } from '../support/relay-test-client.js';
 import { freePort } from '../support/free-port.js';
 import { RedisServer, stopAllRedis } from '../support/redis-server.js';
 import { eventually } from './cluster-test-kit.js';
+import { NO_PER_IP_LIMITS } from '../support/loopback-limits.js';
 import {
   MeshCutter,
   awaitOnline,
@@ -43,7 +44,8 @@ beforeAll(async () => {
   redis = await RedisServer.start();
   inspect = new Redis(redis.url, { maxRetriesPerRequest: null });
   inspect.on('error', () => {});
-  const env = { NB_REDIS_URL: redis.url, NB_REDIS_KEY_PREFIX: PREFIX };
+  // 1,000 reconnects from 127.0.0.1 in a few seconds: the per-IP limits are not what is tested here
+  const env = { NB_REDIS_URL: redis.url, NB_REDIS_KEY_PREFIX: PREFIX, ...NO_PER_IP_LIMITS };
   // pod-2's mesh is reached through a forwarder the link test can cut.
   const pod2MeshPort = await freePort();
   cutter = await MeshCutter.start(pod2MeshPort);

@@ -9,7 +9,7 @@
 # and into .cache/kube-node-bin/ (KUBE_NODE_BIN_DIR) for test/k8s-node:
 #   kube-scheduler, kube-controller-manager  k8s.io/kubernetes/cmd/..., the apiserver's version
 #   kubelet, kube-proxy                      the node's half, same version (test/k8s-node/node.test.ts)
-#   coredns                                  github.com/coredns/coredns, the node's cluster DNS
+#   coredns                                  tools/kube/coredns: github.com/coredns/coredns with the cluster-DNS plugins, the node's cluster DNS
 # Idempotent: a tool whose binary exists and whose stamp names the same version is skipped.
 # Environment: KUBE_BIN_DIR (default <repo>/.cache/kube-bin), GOFLAGS (e.g. -p=1 on a busy machine).
 set -euo pipefail
@@ -151,14 +151,16 @@ done
 
 # The node's cluster DNS (helm test dials <release>.<namespace>.svc).
 COREDNS_VERSION="v1.15.0"
-if [ -e "$node_bin/coredns" ] && [ "$(cat "$node_bin/coredns.version" 2>/dev/null)" = "$COREDNS_VERSION" ]; then
+# The stamp names the plugin set too: a build of another main.go must not count as cached.
+coredns_stamp="$COREDNS_VERSION $(sha256sum "$here/coredns/main.go" "$here/coredns/go.mod" | sha256sum | cut -c1-12)"
+if [ -e "$node_bin/coredns" ] && [ "$(cat "$node_bin/coredns.version" 2>/dev/null)" = "$coredns_stamp" ]; then
   log "coredns $COREDNS_VERSION cached"
 else
-  log "building coredns $COREDNS_VERSION"
+  log "building coredns $COREDNS_VERSION (cluster-DNS plugins only)"
   start=$SECONDS
-  # Outside tools/kube: CoreDNS pins its own k8s.io client versions.
-  GOBIN="$node_bin" GOWORK=off go install -trimpath -ldflags="-s -w" "github.com/coredns/coredns@$COREDNS_VERSION"
-  printf '%s\n' "$COREDNS_VERSION" >"$node_bin/coredns.version"
+  # Its own module (tools/kube/coredns): CoreDNS pins its own k8s.io client versions.
+  (cd "$here/coredns" && GOWORK=off go build -trimpath -ldflags="-s -w" -o "$node_bin/coredns" .)
+  printf '%s\n' "$coredns_stamp" >"$node_bin/coredns.version"
   log "coredns built in $((SECONDS - start)) s"
 fi
 
