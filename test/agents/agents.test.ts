@@ -203,7 +203,14 @@ async function pairStates(agents: Agent[], exposed: string): Promise<PairState[]
 async function traffic(
   pair: PairState,
   metricsPorts: number[],
-): Promise<{ pingMs: number; tcpMs: number; backMs: number; udpMs: number; wgLost: unknown }> {
+): Promise<{
+  pingMs: number;
+  pingSockets: number;
+  tcpMs: number;
+  backMs: number;
+  udpMs: number;
+  wgLost: unknown;
+}> {
   const tcp = await transfer(pair.a, pair.b, metricsPorts);
   const back = await transfer(pair.b, pair.a, metricsPorts);
   const udp = await pair.a.request(`udp ${pair.b.ip}`, 'udp');
@@ -213,6 +220,7 @@ async function traffic(
   expect(ping, `${pair.b.name}→${pair.a.name} ping`).toMatchObject({ ok: true });
   return {
     pingMs: Number(ping.ms),
+    pingSockets: Number(ping.sockets),
     tcpMs: tcp.ms,
     backMs: back.ms,
     udpMs: Number(udp.ms),

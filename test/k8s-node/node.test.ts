@@ -398,8 +398,15 @@ describe('a real node', () => {
     await expect
       .poll(survivorLogNow, { timeout: 10_000 })
       .toMatch(new RegExp(`"pod":"${podA}".*"msg":"relay pod deleted"`));
-    // ...and reaped the deleted pod's instance with alice's session
-    expect(survivorLogNow()).toMatch(/"cause":"pod_deleted","sessions":[1-9]\d*,"msg":"reaped instance"/);
+    // Who removes alice's session is a race: the deleted pod still gets SIGTERM and may drain it
+    // itself before the survivor's reap (then the reap finds nothing). Either way bob hears the
+    // offline (asserted below); which path won is recorded.
+    const reaped = /"cause":"pod_deleted","sessions":([1-9]\d*),"msg":"reaped instance"/.exec(
+      survivorLogNow(),
+    );
+    process.stderr.write(
+      `[k8s-node] alice's session removed by ${reaped ? `the survivor's reap (${reaped[1]} sessions)` : "the deleted pod's own drain"}\n`,
+    );
 
     // alice comes back through the Service and traffic resumes
     alice.terminate();

@@ -283,7 +283,7 @@ func pingCheck(c *embed.Client, ip string) map[string]any {
 	if err != nil {
 		return result("ping", time.Now(), err)
 	}
-	return echoCheck("ping", c, "ping4", ip, req, func(_, got []byte) bool {
+	matches := func(_, got []byte) bool {
 		reply, err := icmp.ParseMessage(1, got)
 		if err != nil || reply.Type != ipv4.ICMPTypeEchoReply {
 			return false
@@ -291,5 +291,19 @@ func pingCheck(c *embed.Client, ip string) map[string]any {
 		echo, ok := reply.Body.(*icmp.Echo)
 		// The ping socket picks its own echo ID, so the payload is what identifies our echo.
 		return ok && bytes.Equal(echo.Data, payload)
-	})
+	}
+	// Once in about 14 suite runs (on NetBird's relay) one ping socket got no reply in 5 s while
+	// TCP and UDP of the same pair worked; a new socket has a new echo ID, which is what
+	// NetBird's userspace firewall tracks ICMP by. Up to 3 sockets; how many it took is reported.
+	start := time.Now()
+	var last map[string]any
+	for socket := 1; socket <= 3; socket++ {
+		last = echoCheck("ping", c, "ping4", ip, req, matches)
+		last["sockets"] = socket
+		if last["ok"] == true {
+			break
+		}
+	}
+	last["ms"] = time.Since(start).Milliseconds()
+	return last
 }
