@@ -484,12 +484,7 @@ describe('pod killed (kill -9) under an agent, relay: ours-3-pod', () => {
   it('traffic of the pair flows again through another pod', async () => {
     run = await startRun('ours-3-pod', 2);
     const r = run;
-    await expect
-      .poll(async () => (await pairStates(r.agents, r.layout.exposed))[0]!.connected, {
-        timeout: CONNECT_BOUND_MS,
-        interval: 500,
-      })
-      .toBe(true);
+    await waitConnected(r);
     const perPod = await Promise.all(r.layout.metricsPorts.map(relayPeers));
     const victim = perPod.findIndex((n) => n > 0);
     expect(victim).not.toBe(-1);

@@ -36,6 +36,17 @@ function statusField(pid: number, field: string): string {
   return (line ?? '').split(/\s+/).slice(1).join(' ');
 }
 
+/** The relay's settings for a standalone run on loopback ports. */
+function relayEnv(port: number, health: number, metrics: number): Record<string, string> {
+  return {
+    NB_LISTEN_ADDRESS: `127.0.0.1:${port}`,
+    NB_EXPOSED_ADDRESS: `rel://127.0.0.1:${port}`,
+    NB_AUTH_SECRET: TEST_SECRET,
+    NB_METRICS_PORT: String(metrics),
+    NB_HEALTH_LISTEN_ADDRESS: `127.0.0.1:${health}`,
+  };
+}
+
 async function readyz(port: number): Promise<number> {
   return fetch(`http://127.0.0.1:${port}/readyz`).then(
     (r) => r.status,
@@ -47,13 +58,7 @@ describe('the relay image under runc', () => {
   it('runs non-root on a read-only root with no shell, serves peers, drains on SIGTERM and exits 0', async () => {
     const [port, health, metrics] = await freePorts(3);
     const relay = await start('relay', {
-      env: {
-        NB_LISTEN_ADDRESS: `127.0.0.1:${port}`,
-        NB_EXPOSED_ADDRESS: `rel://127.0.0.1:${port}`,
-        NB_AUTH_SECRET: TEST_SECRET,
-        NB_METRICS_PORT: String(metrics),
-        NB_HEALTH_LISTEN_ADDRESS: `127.0.0.1:${health}`,
-      },
+      env: relayEnv(port!, health!, metrics!),
     });
     await expect.poll(() => readyz(health!), { timeout: 20_000, interval: 100 }).toBe(200);
 
@@ -106,11 +111,7 @@ describe('the Redis and pause images under runc', () => {
 
     const relay = await start('relay', {
       env: {
-        NB_LISTEN_ADDRESS: `127.0.0.1:${port}`,
-        NB_EXPOSED_ADDRESS: `rel://127.0.0.1:${port}`,
-        NB_AUTH_SECRET: TEST_SECRET,
-        NB_METRICS_PORT: String(metrics),
-        NB_HEALTH_LISTEN_ADDRESS: `127.0.0.1:${health}`,
+        ...relayEnv(port!, health!, metrics!),
         NB_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
         NB_CLUSTER_SECRET: 'image-test-cluster-secret',
         NB_MESH_LISTEN_ADDRESS: `127.0.0.1:${mesh}`,
