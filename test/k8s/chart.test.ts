@@ -78,8 +78,8 @@ describe('helm lint and template', () => {
       renderChart(tools, { valuesFiles: MINIMAL, set: ['relay.exposedAddress=https://relay.example.com'] }),
     ).rejects.toThrow(/exposedAddress/);
     await expect(
-      renderChart(tools, { valuesFiles: MINIMAL, set: ['kubernetes.rebalance.interval=soon'] }),
-    ).rejects.toThrow(/interval/);
+      renderChart(tools, { valuesFiles: MINIMAL, set: ['kubernetes.rebalance.intervalSeconds=soon'] }),
+    ).rejects.toThrow(/intervalSeconds/);
   });
 
   it('a grace period shorter than preStop + drain window is refused', async () => {
