@@ -167,6 +167,7 @@ export async function startRelay(
                 { cert: config.tls?.certFile, err: message },
                 'new TLS certificate refused; keeping the old one',
               ),
+            onChecked: (result) => relayMetrics.tlsReloadChecks.labels(result).inc(),
           },
           tlsPair,
         )

@@ -8,9 +8,9 @@ import {
   encodeTransport,
   HEALTH_CHECK_MESSAGE,
 } from '../protocol/codec.js';
-import { MAX_MESSAGE_SIZE, MessageType, TRANSPORT_HEADER_SIZE } from '../protocol/constants.js';
+import { MessageType, TRANSPORT_HEADER_SIZE } from '../protocol/constants.js';
 import { formatPeerKey, type PeerKey } from '../protocol/peer-id.js';
-import { systemClock, type Clock, type TimerHandle } from '../time/clock.js';
+import { systemClock, type Clock } from '../time/clock.js';
 import { EarlyMessageBuffer } from './early-message-buffer.js';
 import { OpenConnections, type OpenConnection } from './open-connections.js';
 import { PeerConnection } from './peer-connection.js';
@@ -26,6 +26,7 @@ import {
   type RelayClientOptions,
   type RelayClientState,
 } from './relay-client-options.js';
+import { closeSocket, dialRelay, type RelaySession } from './relay-session.js';
 import { relayWebSocketUrl } from './relay-url.js';
 import {
   describeClose,
@@ -34,20 +35,6 @@ import {
   readAuthResponse,
   readSessionMessage,
 } from './server-messages.js';
-
-/** One authenticated WebSocket and everything that lives exactly as long as it. */
-interface Session {
-  readonly ws: WebSocket;
-  readonly watchdog: SilenceWatchdog;
-  instanceUrl?: string;
-  /** Set by the first error seen, reported when the socket closes. */
-  failure?: RelayClientError;
-  handshake?: {
-    resolve(url: string): void;
-    reject(error: RelayClientError): void;
-    timer: TimerHandle | undefined;
-  };
-}
 
 const silentLogger = pino({ level: 'silent' });
 
@@ -67,7 +54,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   readonly #logger: Logger;
   readonly #connections = new OpenConnections();
   readonly #earlyMessages: EarlyMessageBuffer;
-  #session: Session | undefined;
+  #session: RelaySession | undefined;
   #state: RelayClientState = 'idle';
 
   constructor(options: RelayClientOptions) {
@@ -121,14 +108,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       throw new RelayClientError('connect_failed', `relay client is already ${this.#state}`);
     }
     this.#state = 'connecting';
-    const { tls } = this.#options;
-    const ws = new WebSocket(this.#wsUrl, {
-      perMessageDeflate: false,
-      // Nothing larger is valid; ws refuses it before buffering it.
-      maxPayload: MAX_MESSAGE_SIZE,
-      handshakeTimeout: this.#options.connectTimeoutMs ?? CLIENT_DEFAULTS.connectTimeoutMs,
-      ...(tls ?? {}),
-    });
+    const ws = dialRelay(this.#wsUrl, this.#options);
     const healthCheckTimeoutMs = this.#options.healthCheckTimeoutMs ?? CLIENT_DEFAULTS.healthCheckTimeoutMs;
     const watchdog = new SilenceWatchdog(
       healthCheckTimeoutMs,
@@ -142,7 +122,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         ),
       this.#clock,
     );
-    const session: Session = { ws, watchdog };
+    const session: RelaySession = { ws, watchdog };
     this.#session = session;
     const instanceUrl = new Promise<string>((resolve, reject) => {
       session.handshake = { resolve, reject, timer: undefined };
@@ -235,15 +215,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     if (!session) return;
     if (wasConnected && session.ws.readyState === WebSocket.OPEN) session.ws.send(CLOSE_MESSAGE);
     this.#endSession(session, undefined);
-    if (session.ws.readyState !== WebSocket.CLOSED) {
-      await new Promise<void>((resolve) => {
-        session.ws.once('close', () => resolve());
-        session.ws.close();
-        // A server that never answers the closing handshake must not keep us waiting.
-        const timer = this.#clock.setTimeout(() => session.ws.terminate(), 1_000);
-        session.ws.once('close', () => this.#clock.clearTimeout(timer));
-      });
-    }
+    await closeSocket(session.ws, this.#clock);
   }
 
   /** Drops the session as if the network failed (no close message); for tests and the prober. */
@@ -254,7 +226,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     session.ws.terminate();
   }
 
-  #onOpen(session: Session): void {
+  #onOpen(session: RelaySession): void {
     if (!session.handshake) return;
     const authTimeoutMs = this.#options.authTimeoutMs ?? CLIENT_DEFAULTS.authTimeoutMs;
     session.handshake.timer = this.#clock.setTimeout(() => {
@@ -276,7 +248,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     session.ws.send(encodeAuth(this.peerId, token));
   }
 
-  #onMessage(session: Session, data: Buffer, isBinary: boolean): void {
+  #onMessage(session: RelaySession, data: Buffer, isBinary: boolean): void {
     if (session !== this.#session || session.failure) return;
     if (!isBinary) {
       this.#fail(session, new RelayClientError('malformed_message', 'relay sent a text message'));
@@ -286,7 +258,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     else this.#onSessionMessage(session, data);
   }
 
-  #onAuthResponse(session: Session, data: Buffer): void {
+  #onAuthResponse(session: RelaySession, data: Buffer): void {
     const instanceUrl = readAuthResponse(data);
     if (instanceUrl instanceof RelayClientError) {
       this.#fail(session, instanceUrl);
@@ -302,7 +274,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     handshake.resolve(instanceUrl);
   }
 
-  #onSessionMessage(session: Session, data: Buffer): void {
+  #onSessionMessage(session: RelaySession, data: Buffer): void {
     const message = readSessionMessage(data, this.url);
     if (message instanceof RelayClientError) {
       this.#fail(session, message);
@@ -373,23 +345,23 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   }
 
   /** The first failure of a session wins; the socket is dropped and the session ends. */
-  #fail(session: Session, error: RelayClientError): void {
+  #fail(session: RelaySession, error: RelayClientError): void {
     this.#recordFailure(session, error);
     session.ws.terminate();
   }
 
-  #recordFailure(session: Session, error: RelayClientError): void {
+  #recordFailure(session: RelaySession, error: RelayClientError): void {
     session.failure ??= error;
   }
 
-  #onSocketClosed(session: Session, code: number): void {
+  #onSocketClosed(session: RelaySession, code: number): void {
     this.#endSession(
       session,
       session.failure ?? describeClose(code, this.url, { duringHandshake: session.handshake !== undefined }),
     );
   }
 
-  #endSession(session: Session, error: RelayClientError | undefined): void {
+  #endSession(session: RelaySession, error: RelayClientError | undefined): void {
     if (session !== this.#session) return;
     this.#session = undefined;
     const handshake = session.handshake;

@@ -128,7 +128,7 @@ export class PeerSession {
   /** A message from another instance: a view into a mesh frame. */
   sendForwardedData(message: Buffer): void {
     this.lastActivityMs = this.#ctx.coarseNow();
-    this.#queue.pushData(message, true);
+    this.#queue.pushData(message, { pinsLargerBuffer: true });
   }
 
   sendControl(message: Buffer): void {

@@ -36,6 +36,7 @@ export class RelayMetrics {
   readonly peerStateNotices: Counter<'kind'>;
   readonly stunRequests: Counter;
   readonly stunMalformed: Counter<'reason'>;
+  readonly tlsReloadChecks: Counter<'result'>;
   #activity: PeerActivitySource | undefined;
 
   constructor(registry: Registry) {
@@ -151,6 +152,12 @@ export class RelayMetrics {
       name: 'relay_stun_malformed_total',
       help: 'STUN datagrams ignored, by reason',
       labelNames: ['reason'],
+      registers,
+    });
+    this.tlsReloadChecks = new Counter({
+      name: 'relay_tls_reload_checks_total',
+      help: 'Polls of the TLS certificate and key files, by result (unchanged, reloaded, refused, unreadable)',
+      labelNames: ['result'],
       registers,
     });
   }

@@ -105,7 +105,7 @@ export class Relay implements SessionHost {
         },
         (err: unknown) => {
           this.#options.logger.warn(
-            { peer_id: session.printableId, err: errorMessage(err) },
+            { peer_id: session.printableId, err },
             'registration failed, refusing connection',
           );
           session.reject('registry_unavailable');
@@ -171,7 +171,7 @@ export class Relay implements SessionHost {
         .run(peer, () => this.#options.registry.unregister(registration))
         .catch((err: unknown) =>
           this.#options.logger.warn(
-            { peer_id: session.printableId, err: errorMessage(err) },
+            { peer_id: session.printableId, err },
             'unregister failed; the registry will reap it',
           ),
         );
@@ -271,8 +271,4 @@ function closeSpread(
     };
     next();
   });
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

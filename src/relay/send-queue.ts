@@ -84,7 +84,7 @@ export class SendQueue {
    * frame). Written at once it stays a view; queued, it is copied, so a slow
    * receiver holds its own bytes and not whole frames (bounded memory).
    */
-  pushData(message: Buffer, pinsLargerBuffer = false): void {
+  pushData(message: Buffer, { pinsLargerBuffer = false }: { pinsLargerBuffer?: boolean } = {}): void {
     if (this.#closed) {
       this.#hooks.onDrop('session_closed', message);
       return;

@@ -6,6 +6,9 @@ export interface TlsPair {
   readonly key: Buffer;
 }
 
+/** What one poll found; a metric label, so a test (or an operator) can count polls. */
+export type TlsCheckResult = 'unchanged' | 'reloaded' | 'refused' | 'unreadable';
+
 export interface TlsReloaderOptions {
   readonly certFile: string;
   readonly keyFile: string;
@@ -14,6 +17,7 @@ export interface TlsReloaderOptions {
   readonly apply: (pair: TlsPair) => void;
   readonly onReloaded: () => void;
   readonly onError: (message: string) => void;
+  readonly onChecked?: (result: TlsCheckResult) => void;
 }
 
 /**
@@ -34,30 +38,38 @@ export class TlsReloader {
     this.#timer.unref();
   }
 
-  check(): void {
+  check(): TlsCheckResult {
+    const result = this.#check();
+    this.#options.onChecked?.(result);
+    return result;
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  #check(): TlsCheckResult {
     let pair: TlsPair;
     try {
       pair = { cert: readFileSync(this.#options.certFile), key: readFileSync(this.#options.keyFile) };
     } catch {
       // Mid-swap a file can be missing for a moment; the next poll sees the settled state.
-      return;
+      return 'unreadable';
     }
     const print = fingerprint(pair);
-    if (print === this.#current || print === this.#lastBad) return;
+    // A pair refused before is not retried or reported again until its files change.
+    if (print === this.#current || print === this.#lastBad) return 'unchanged';
     try {
       this.#options.apply(pair);
     } catch (err) {
       this.#lastBad = print;
       this.#options.onError((err as Error).message);
-      return;
+      return 'refused';
     }
     this.#current = print;
     this.#lastBad = undefined;
     this.#options.onReloaded();
-  }
-
-  stop(): void {
-    clearInterval(this.#timer);
+    return 'reloaded';
   }
 }
 

@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { RelayClient } from '../../src/client/relay-client.js';
 import { RelayManager } from '../../src/client/relay-manager.js';
 import { DEFAULT_MANAGER_TUNING, resolveManagerTuning } from '../../src/client/relay-manager-options.js';
+import { systemClock } from '../../src/time/clock.js';
 import { freePort } from '../support/free-port.js';
 import { startInProcessRelay, TEST_SECRET, type InProcessRelay } from '../support/in-process-relay.js';
 import { nextPayload } from './support/peer-connection-helpers.js';
@@ -156,12 +157,16 @@ describe('foreign relays', () => {
       auth: { secret: TEST_SECRET },
     });
     cleanups.push(() => remote.close());
+    // Real timers for the sockets, a hand-moved now() for the idle time; the test runs the
+    // clean-up rounds itself (the background loop's first round would come after a minute).
+    const clock = { ...systemClock, nowMs: Date.now(), now: () => clock.nowMs };
     const manager = new RelayManager({
       homeUrl: home.url,
       peer: 'manager-x',
       auth: { secret: TEST_SECRET },
-      cleanupIntervalMs: 50,
+      cleanupIntervalMs: 60_000,
       unusedServerTimeMs: 300,
+      clock,
     });
     cleanups.push(() => manager.stop());
     await manager.start();
@@ -175,18 +180,22 @@ describe('foreign relays', () => {
     back.send(Buffer.from('over the foreign relay'));
     expect((await got).toString()).toBe('over the foreign relay');
 
-    // In use: several cleanup rounds pass and the foreign client stays.
+    // In use: however long it has been, a clean-up round keeps the foreign client.
     const closedEvents: string[] = [];
     manager.on('foreignRelayClosed', (url, reason) => closedEvents.push(`${url} ${reason}`));
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    clock.nowMs += 10_000;
+    manager.cleanUpUnusedRelays();
     expect(manager.foreignRelayUrls()).toEqual([foreign.url]);
     expect(closedEvents).toEqual([]);
 
-    const unusedSince = Date.now();
-    const closed = once(manager, 'foreignRelayClosed');
+    // Unused from now: kept for 299 ms, closed at 300 ms.
     viaForeign.close();
-    expect(await closed).toEqual([foreign.url, 'unused']);
-    expect(Date.now() - unusedSince).toBeGreaterThanOrEqual(290);
+    clock.nowMs += 299;
+    manager.cleanUpUnusedRelays();
+    expect(closedEvents).toEqual([]);
+    clock.nowMs += 1;
+    manager.cleanUpUnusedRelays();
+    expect(closedEvents).toEqual([`${foreign.url} unused`]);
     expect(manager.foreignRelayUrls()).toEqual([]);
     // The foreign relay saw the session end: the remote peer is told.
     expect(await back.whenClosed()).toBe('peer_offline');

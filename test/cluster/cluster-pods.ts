@@ -21,7 +21,7 @@ export interface Pod {
 export async function startPod(
   name: string,
   redisEnv: Record<string, string>,
-  options: { meshPort?: number; advertisePort?: number } = {},
+  options: { meshPort?: number; advertisePort?: number; logLevel?: string } = {},
 ): Promise<Pod> {
   const meshPort = options.meshPort ?? (await freePort());
   const relay = await RelayProcess.start({
@@ -32,7 +32,7 @@ export async function startPod(
       NB_MESH_LISTEN_ADDRESS: `127.0.0.1:${meshPort}`,
       NB_MESH_ADVERTISE_ADDRESS: `127.0.0.1:${options.advertisePort ?? meshPort}`,
       NB_POD_NAME: name,
-      NB_LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
+      NB_LOG_LEVEL: options.logLevel ?? process.env.TEST_LOG_LEVEL ?? 'warn',
     },
   });
   return { name, meshPort, process: relay };

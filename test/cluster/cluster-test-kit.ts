@@ -84,16 +84,5 @@ export class EventLog {
   }
 }
 
-export async function metricValue(
-  metrics: Registry,
-  name: string,
-  labels: Record<string, string> = {},
-): Promise<number> {
-  const metric = (await metrics.getMetricsAsJSON()).find((entry) => entry.name === name);
-  const values = (metric?.values ?? []) as { value: number; labels: Record<string, string | number> }[];
-  return values
-    .filter((value) => Object.entries(labels).every(([key, wanted]) => String(value.labels[key]) === wanted))
-    .reduce((sum, value) => sum + value.value, 0);
-}
-
+export { metricValue } from '../support/metric-value.js';
 export { eventually } from '../support/eventually.js';

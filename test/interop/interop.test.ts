@@ -16,10 +16,10 @@ import {
   freePorts,
   killAll,
   runDriver,
-  sleep,
   type DriverEvent,
   type ScenarioResult,
 } from './harness.js';
+import { eventually } from '../support/eventually.js';
 import { NO_PER_IP_LIMITS } from '../support/loopback-limits.js';
 
 const SECRET = `interop-${randomBytes(8).toString('hex')}`;
@@ -136,27 +136,27 @@ async function startStandalone(s: Setup): Promise<void> {
   await s.relays[0]!.start();
 }
 
+/** Resolves once the redis-server on `port` answers PING. */
 async function waitRedis(port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const ok = await new Promise<boolean>((res) => {
-      const sock = connect(port, '127.0.0.1');
-      sock.setTimeout(500);
-      sock.once('connect', () => sock.write('PING\r\n'));
-      sock.once('data', (d) => {
-        sock.destroy();
-        res(d.toString().startsWith('+PONG'));
-      });
-      sock.once('error', () => res(false));
-      sock.once('timeout', () => {
-        sock.destroy();
-        res(false);
-      });
-    });
-    if (ok) return;
-    await sleep(100);
-  }
-  throw new Error(`redis-server on ${port} did not answer PING within ${timeoutMs} ms`);
+  await eventually(
+    () =>
+      new Promise<boolean>((res) => {
+        const sock = connect(port, '127.0.0.1');
+        sock.setTimeout(500);
+        sock.once('connect', () => sock.write('PING\r\n'));
+        sock.once('data', (d) => {
+          sock.destroy();
+          res(d.toString().startsWith('+PONG'));
+        });
+        sock.once('error', () => res(false));
+        sock.once('timeout', () => {
+          sock.destroy();
+          res(false);
+        });
+      }),
+    timeoutMs,
+    `redis-server on ${port} answering PING`,
+  );
 }
 
 async function startCluster(s: Setup): Promise<void> {

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/relay-config.js';
 import { SETTINGS } from '../../src/config/settings.js';
 import { K8S_SETTINGS } from '../../src/config/settings-k8s.js';
+import { eventually } from '../support/eventually.js';
 import { KubeApiServer } from './support/kube-api-server.js';
 import { KubeRest, type KubeManifest } from './support/kube-rest.js';
 import {
@@ -77,8 +78,8 @@ describe('helm lint and template', () => {
       renderChart(tools, { valuesFiles: MINIMAL, set: ['relay.exposedAddress=https://relay.example.com'] }),
     ).rejects.toThrow(/exposedAddress/);
     await expect(
-      renderChart(tools, { valuesFiles: MINIMAL, set: ['kubernetes.rebalance.interval=soon'] }),
-    ).rejects.toThrow(/interval/);
+      renderChart(tools, { valuesFiles: MINIMAL, set: ['kubernetes.rebalance.intervalSeconds=soon'] }),
+    ).rejects.toThrow(/intervalSeconds/);
   });
 
   it('a grace period shorter than preStop + drain window is refused', async () => {
@@ -504,15 +505,15 @@ describe('against a real kube-apiserver', () => {
       await rest.createOrFail(crd as KubeManifest, { real: true });
     }
     // Established CRDs are served under their group: wait for discovery to list both kinds.
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const res = await rest.request('GET', '/apis/monitoring.coreos.com/v1');
-      const kinds = res.status === 200 ? (res.body as any).resources.map((r: any) => r.kind) : [];
-      if (kinds.includes('ServiceMonitor') && kinds.includes('PrometheusRule')) break;
-      if (Date.now() > deadline)
-        throw new Error(`CRDs not served: ${res.status} ${JSON.stringify(res.body)}`);
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
+    await eventually(
+      async () => {
+        const res = await rest.request('GET', '/apis/monitoring.coreos.com/v1');
+        const kinds = res.status === 200 ? (res.body as any).resources.map((r: any) => r.kind) : [];
+        return kinds.includes('ServiceMonitor') && kinds.includes('PrometheusRule');
+      },
+      30_000,
+      'ServiceMonitor and PrometheusRule served',
+    );
     rest.resetDiscovery();
   }, KUBE_TOOLS_TIMEOUT_MS);
 

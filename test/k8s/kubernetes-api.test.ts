@@ -27,6 +27,7 @@ import {
   startApiServerWithChartRbac,
   type ChartNamespace,
 } from './support/chart-namespace.js';
+import { metricValue } from '../support/metric-value.js';
 import type { KubeApiServer } from './support/kube-api-server.js';
 import { SteppedTimers } from './support/stepped-timers.js';
 import type { KubeRest } from './support/kube-rest.js';
@@ -118,18 +119,6 @@ async function start(
 
 const latest = (rec: Recorder): string[] =>
   (rec.siblings.at(-1) ?? []).map((s) => `${s.podName}=${s.address}${s.ready ? '' : '(not ready)'}`);
-
-async function metricValue(
-  registry: Registry,
-  name: string,
-  labels: Record<string, string> = {},
-): Promise<number> {
-  const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === name);
-  const value = (
-    metric?.values as Array<{ labels: Record<string, unknown>; value: number }> | undefined
-  )?.find((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val));
-  return value?.value ?? 0;
-}
 
 describe('sibling discovery (EndpointSlices of the headless Service)', () => {
   it('follows slices being created, updated and deleted, merging all of them', async () => {

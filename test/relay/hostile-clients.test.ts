@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateToken } from '../../src/auth/hmac-token.js';
 import { encodeAuth } from '../../src/protocol/codec.js';
+import { TRANSPORT_HEADER_SIZE } from '../../src/protocol/constants.js';
 import { peerIdFromIdentifier } from '../../src/protocol/peer-id.js';
 import { TEST_SECRET } from '../support/in-process-relay.js';
 import { processMemoryMiB } from './support/process-memory.js';
@@ -206,6 +207,7 @@ describe('slow clients of a TLS listener', () => {
     // Silent for most of the deadline, then a quick TLS handshake, then the upgrade a byte a second.
     const slow = await tcp(relay.port);
     const slowClosed = closedWithin(slow, 8_000);
+    // The client's own slowness, what is under test: it stays silent 1.5 s of the 2 s deadline.
     await new Promise((r) => setTimeout(r, 1_500));
     const tls = connectTls({ socket: slow, rejectUnauthorized: false });
     tls.on('error', () => {});
@@ -234,9 +236,18 @@ describe('slow clients of a TLS listener', () => {
     const url = `rels://127.0.0.1:${relay.port}`;
     const a = await RelayTestClient.connect(url, { identifier: 'tls-deadline-a', secret: TEST_SECRET });
     const b = await RelayTestClient.connect(url, { identifier: 'tls-deadline-b', secret: TEST_SECRET });
-    await new Promise((r) => setTimeout(r, 3_000)); // past the 2 s deadline: nothing to await but time
+    // A connection accepted after both sessions and closed by its deadline proves theirs passed too.
+    const deadlinesBefore = await relay.metric('relay_http_connections_refused_total', {
+      reason: 'handshake_deadline',
+    });
+    const late = await tcp(relay.port);
+    expect(await closedWithin(late, 8_000)).not.toBe('open');
+    late.destroy();
+    expect(await relay.metric('relay_http_connections_refused_total', { reason: 'handshake_deadline' })).toBe(
+      deadlinesBefore + 1,
+    );
     a.sendTransport(b.peerId, Buffer.from('after the deadline'));
-    expect((await b.next()).subarray(38).toString()).toBe('after the deadline');
+    expect((await b.next()).subarray(TRANSPORT_HEADER_SIZE).toString()).toBe('after the deadline');
     a.close();
     b.close();
   });

@@ -76,7 +76,13 @@ describe('TLS certificate reload', () => {
     await expect
       .poll(() => relay.output.includes('new TLS certificate refused'), { timeout: 5_000 })
       .toBe(true);
-    await new Promise((r) => setTimeout(r, 1_000)); // no event marks a poll that logs nothing: wait five polls of the same bad pair
+    expect(await relay.metric('relay_tls_reload_checks_total', { result: 'refused' })).toBe(1);
+    // Five more polls see the same bad pair: counted as unchanged, neither retried nor logged again.
+    const unchangedBefore = await relay.metric('relay_tls_reload_checks_total', { result: 'unchanged' });
+    await expect
+      .poll(() => relay.metric('relay_tls_reload_checks_total', { result: 'unchanged' }), { timeout: 5_000 })
+      .toBeGreaterThanOrEqual(unchangedBefore + 5);
+    expect(await relay.metric('relay_tls_reload_checks_total', { result: 'refused' })).toBe(1);
     expect(relay.output.split('new TLS certificate refused')).toHaveLength(2);
     expect(await servedFingerprint(relay.port)).toBe(secondPrint);
     a.close();

@@ -42,6 +42,12 @@ app.kubernetes.io/part-of: nb-cluster-relay
 app.kubernetes.io/component: {{ . }}
 {{- end }}
 
+{{/* Seconds (every duration value is in seconds) as a Go/Prometheus duration: 600 -> 10m, 90 -> 90s. */}}
+{{- define "nbrelay.duration" -}}
+{{- $s := int . -}}
+{{- if and (gt $s 0) (eq (mod $s 60) 0) }}{{ div $s 60 }}m{{ else }}{{ $s }}s{{ end }}
+{{- end }}
+
 {{/* The Lease of the leader election (NB_K8S_LEASE_NAME and the RBAC rule that allows it). */}}
 {{- define "nbrelay.leaseName" -}}
 {{- printf "%s-leader" (include "nbrelay.fullname" .) }}

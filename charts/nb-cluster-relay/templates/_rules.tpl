@@ -59,7 +59,7 @@ checks the two stay identical). Metric names are those the relay exports.
         description: Online/offline notices are delayed; Redis or the pod is overloaded.
     - alert: NbRelayPodsNotReady
       expr: kube_deployment_status_replicas_available{namespace={{ .Release.Namespace | quote }},deployment={{ $fullname | quote }}} < kube_deployment_spec_replicas{namespace={{ .Release.Namespace | quote }},deployment={{ $fullname | quote }}}
-      for: {{ $r.notReadyFor }}
+      for: {{ include "nbrelay.duration" $r.notReadyForSeconds }}
       labels:
         severity: warning
       annotations:
