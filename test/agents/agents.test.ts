@@ -271,6 +271,8 @@ async function startRun(
     relayUrls: [layout.exposed],
     relaySecret: SECRET,
     credentialsTtl,
+    // Management v0.77.1 turns lazy connections on; v0.65.3 agents follow it.
+    ...(agentBin ? { lazyConnections: false } : {}),
   });
   // A few at a time: sequential starts cost seconds each, all at once starve 2 cores.
   const agents: Agent[] = [];

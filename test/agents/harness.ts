@@ -134,6 +134,8 @@ export async function startManagement(opts: {
   relayUrls: string[];
   relaySecret: string;
   credentialsTtl: string;
+  /** false: the account's lazy-connection flag off (agents before v0.77.1 cannot override it locally) */
+  lazyConnections?: boolean;
 }): Promise<Management> {
   const [listen, metrics, health] = (await freePorts(3)) as [number, number, number];
   const url = `http://127.0.0.1:${listen}`;
@@ -188,6 +190,17 @@ export async function startManagement(opts: {
   });
   const pat = setup.personal_access_token as string;
   if (!pat) throw new Error(`management did not return a PAT: ${JSON.stringify(setup)}`);
+  if (opts.lazyConnections === false) {
+    const accounts = (await api(url, 'GET', '/api/accounts', pat, undefined)) as unknown as {
+      id: string;
+      settings: Record<string, unknown>;
+    }[];
+    for (const account of accounts) {
+      await api(url, 'PUT', `/api/accounts/${account.id}`, pat, {
+        settings: { ...account.settings, lazy_connection_enabled: false },
+      });
+    }
+  }
   const key = await api(url, 'POST', '/api/setup-keys', pat, {
     name: 'agents',
     type: 'reusable',
@@ -209,7 +222,7 @@ async function api(
   const res = await fetch(`${base}${path}`, {
     method,
     headers: { 'content-type': 'application/json', ...(pat ? { authorization: `Token ${pat}` } : {}) },
-    body: JSON.stringify(body),
+    body: body === undefined ? undefined : JSON.stringify(body),
     signal: AbortSignal.timeout(30_000),
   });
   const text = await res.text();
