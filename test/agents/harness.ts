@@ -8,12 +8,19 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { LOG_DIR, ManagedProcess, cleanEnv, freePorts } from '../interop/harness.js';
+import { ManagedProcess, cleanEnv, freePorts } from '../interop/harness.js';
 
 export const AGENTS_DIR = dirname(fileURLToPath(import.meta.url));
 export const BIN_DIR = join(AGENTS_DIR, 'bin');
 export const AGENT_BIN = join(BIN_DIR, 'agent');
 export const MANAGEMENT_BIN = join(BIN_DIR, 'management');
+// The same agent built against NetBird v0.65.3 (old/, its own module): the
+// oldest release the module proxy serves whose embed package has Status().
+export const OLD_AGENT_VERSION = 'v0.65.3';
+export const OLD_AGENT_BIN = join(BIN_DIR, `agent-${OLD_AGENT_VERSION}`);
+// In the worktree, not in the shared .cache: another checkout running this
+// suite at the same time would remove and mix the logs whose lines are counted.
+export const AGENT_LOG_DIR = join(AGENTS_DIR, 'logs');
 
 function newestSource(dir: string): number {
   let newest = 0;
@@ -28,10 +35,10 @@ function newestSource(dir: string): number {
   return newest;
 }
 
-function run(args: string[], timeoutMs: number): Promise<void> {
+function run(args: string[], timeoutMs: number, cwd = AGENTS_DIR): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn('nice', ['-n', '10', 'go', ...args], {
-      cwd: AGENTS_DIR,
+      cwd,
       env: { ...process.env, CGO_ENABLED: '1', GOFLAGS: '-mod=mod -p=1' },
     });
     let out = '';
@@ -62,6 +69,17 @@ export async function buildAgentBinaries(timeoutMs: number): Promise<{ built: st
     built.push(name);
   }
   return { built, ms: Date.now() - start };
+}
+
+/** Builds the v0.65.3 agent (old/: own go.mod, go.sum and options.go; main.go and traffic.go linked from cmd/agent). */
+export async function buildOldAgent(timeoutMs: number): Promise<{ built: boolean; ms: number }> {
+  const start = Date.now();
+  const oldDir = join(AGENTS_DIR, 'old');
+  const sources = Math.max(newestSource(oldDir), newestSource(join(AGENTS_DIR, 'cmd', 'agent')));
+  if (existsSync(OLD_AGENT_BIN) && statSync(OLD_AGENT_BIN).mtimeMs > sources) return { built: false, ms: 0 };
+  mkdirSync(BIN_DIR, { recursive: true });
+  await run(['build', '-o', OLD_AGENT_BIN, './agent'], timeoutMs, oldDir);
+  return { built: true, ms: Date.now() - start };
 }
 
 /** Spreads connections over its targets in turn, as a plain L4 load balancer does. */
@@ -116,6 +134,8 @@ export async function startManagement(opts: {
   relayUrls: string[];
   relaySecret: string;
   credentialsTtl: string;
+  /** false: the account's lazy-connection flag off (agents before v0.77.1 cannot override it locally) */
+  lazyConnections?: boolean;
 }): Promise<Management> {
   const [listen, metrics, health] = (await freePorts(3)) as [number, number, number];
   const url = `http://127.0.0.1:${listen}`;
@@ -170,6 +190,17 @@ export async function startManagement(opts: {
   });
   const pat = setup.personal_access_token as string;
   if (!pat) throw new Error(`management did not return a PAT: ${JSON.stringify(setup)}`);
+  if (opts.lazyConnections === false) {
+    const accounts = (await api(url, 'GET', '/api/accounts', pat, undefined)) as unknown as {
+      id: string;
+      settings: Record<string, unknown>;
+    }[];
+    for (const account of accounts) {
+      await api(url, 'PUT', `/api/accounts/${account.id}`, pat, {
+        settings: { ...account.settings, lazy_connection_enabled: false },
+      });
+    }
+  }
   const key = await api(url, 'POST', '/api/setup-keys', pat, {
     name: 'agents',
     type: 'reusable',
@@ -191,7 +222,7 @@ async function api(
   const res = await fetch(`${base}${path}`, {
     method,
     headers: { 'content-type': 'application/json', ...(pat ? { authorization: `Token ${pat}` } : {}) },
-    body: JSON.stringify(body),
+    body: body === undefined ? undefined : JSON.stringify(body),
     signal: AbortSignal.timeout(30_000),
   });
   const text = await res.text();
@@ -225,10 +256,12 @@ export interface AgentOptions {
   /** config (WireGuard key: same dir, same peer), state and HOME */
   dir: string;
   logLevel?: string;
+  /** the agent binary; AGENT_BIN (v0.77.1) unless given */
+  bin?: string;
 }
 
 export function agentLog(name: string): string {
-  return join(LOG_DIR, `agent-${name}.log`);
+  return join(AGENT_LOG_DIR, `agent-${name}.log`);
 }
 
 const liveAgents = new Set<ChildProcess>();
@@ -272,12 +305,12 @@ export class Agent {
 
   static async start(opts: AgentOptions): Promise<Agent> {
     mkdirSync(opts.dir, { recursive: true });
-    mkdirSync(LOG_DIR, { recursive: true });
+    mkdirSync(AGENT_LOG_DIR, { recursive: true });
     // The agent writes its log straight into the file: through a pipe, a busy
     // test process would stall the agent's logging and so its packet path.
     const log = openSync(agentLog(opts.name), 'a');
     const child = spawn(
-      AGENT_BIN,
+      opts.bin ?? AGENT_BIN,
       [
         '-setup-key',
         opts.setupKey,

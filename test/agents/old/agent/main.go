@@ -1,0 +1,1 @@
+../../cmd/agent/main.go
