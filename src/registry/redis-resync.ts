@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { PeerKey } from '../protocol/peer-id.js';
+import { forEachConcurrently } from './for-each-concurrently.js';
 import type { LocalSession } from './local-sessions.js';
 import type { RegistryState } from './redis-registry-state.js';
 import { CLUSTER_SLOTS_REFRESH_MS } from './redis/connections.js';
@@ -294,16 +295,4 @@ export class Resync {
       }
     });
   }
-}
-
-async function forEachConcurrently<T>(
-  items: readonly T[],
-  limit: number,
-  run: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) await run(items[next++] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
