@@ -190,6 +190,10 @@ export class Resync {
     // event or restore touched since the scan began), then what we missed.
     for (const [peer, route] of routes.entries()) {
       if (stored.has(peer) || restored.has(peer) || route.appliedAt > scanStart) continue;
+      // An operation of ours on this peer is still out (a register, a restore): its outcome
+      // settles the route, not this scan. Announced offline, a session of ours is forgotten for
+      // good (RedisRegistry.#emit drops it), so it would never be restored.
+      if (sessions.inFlight(peer)) continue;
       if (restoring && route.instance !== instanceId) {
         // After data loss the other pods are putting their sessions back right now:
         // only what is still missing after a grace period went offline.
