@@ -3,6 +3,7 @@ import type { PeerKey } from '../protocol/peer-id.js';
 import { forEachConcurrently } from './for-each-concurrently.js';
 import type { LocalSession } from './local-sessions.js';
 import type { RegistryState } from './redis-registry-state.js';
+import type { StoredRoute } from './redis/route-codec.js';
 import { CLUSTER_SLOTS_REFRESH_MS } from './redis/connections.js';
 
 /**
@@ -182,6 +183,12 @@ export class Resync {
       if (sessions.inFlight(peer)) continue;
       const route = stored.get(peer);
       if (!route || route.token < local.registration.token) toRestore.push(local);
+      else if (isOurs(route, instanceId, local) && route.token > local.registration.token) {
+        // A restore of ours ran but its reply was lost (timeout, connection closed): the route is
+        // this session's. Taking its token keeps it from looking like an orphan below.
+        local.registration.token = route.token;
+        metrics.restoredSessions.inc();
+      }
     }
     await forEachConcurrently(toRestore, RESTORE_CONCURRENCY, (local) => this.#restore(local, epoch));
     const restored = new Set(toRestore.map((local) => local.registration.peer));
@@ -299,4 +306,9 @@ export class Resync {
       }
     });
   }
+}
+
+/** Whether `route` is `local`'s session (the one a restore of ours writes back). */
+function isOurs(route: StoredRoute, instanceId: string, local: LocalSession): boolean {
+  return route.instance === instanceId && route.session === local.session;
 }

@@ -110,6 +110,27 @@ describe('Resync', () => {
     expect(await metricValue(parts.metrics, 'relay_registry_restored_sessions_total')).toBe(1);
   });
 
+  it('a restore of ours that ran but whose reply was lost: the route is kept and adopted, not removed as an orphan', async () => {
+    const mine = peer('reply-lost');
+    await synced('redis_reconnect');
+    const epoch = parts.state.epoch!;
+    const { token } = await parts.store.register(mine, 'A', epoch, 60);
+    const local = parts.state.sessions.add(mine, token);
+    parts.state.applyRoute(mine, { instance: 'A', token, session: token }, epoch);
+    await fixture.redis.del(parts.store.keys.route(formatPeerKey(mine)));
+    // The restore script runs, its reply never reaches the session (timeout, connection lost).
+    const written = await parts.store.restore(mine, { instance: 'A', token, session: token }, epoch, 60);
+    expect(written).toMatchObject({ kind: 'restored' });
+    await synced('restore_failed');
+    const stored = await parts.store.readRoute(mine);
+    expect(stored).toEqual({ token: (written as { token: number }).token, instance: 'A', session: token });
+    expect(local.registration.token).toBe(stored!.token);
+    expect(parts.state.sessions.get(mine)).toBe(local);
+    expect(eventsOf(parts.events, mine)).toEqual([`online:A:${token}`]);
+    expect(await metricValue(parts.metrics, 'relay_registry_orphans_removed_total')).toBe(0);
+    expect(await metricValue(parts.metrics, 'relay_registry_restored_sessions_total')).toBe(1);
+  });
+
   it('removes registrations of ours that no session holds (orphans), and only those', async () => {
     const orphan = peer('orphan');
     const held = peer('held');
