@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { PeerKey } from '../protocol/peer-id.js';
+import { forEachConcurrently } from './for-each-concurrently.js';
 import type { LocalSession } from './local-sessions.js';
 import type { RegistryState } from './redis-registry-state.js';
+import type { StoredRoute } from './redis/route-codec.js';
 import { CLUSTER_SLOTS_REFRESH_MS } from './redis/connections.js';
 
 /**
@@ -181,6 +183,12 @@ export class Resync {
       if (sessions.inFlight(peer)) continue;
       const route = stored.get(peer);
       if (!route || route.token < local.registration.token) toRestore.push(local);
+      else if (isOurs(route, instanceId, local) && route.token > local.registration.token) {
+        // A restore of ours ran but its reply was lost (timeout, connection closed): the route is
+        // this session's. Taking its token keeps it from looking like an orphan below.
+        local.registration.token = route.token;
+        metrics.restoredSessions.inc();
+      }
     }
     await forEachConcurrently(toRestore, RESTORE_CONCURRENCY, (local) => this.#restore(local, epoch));
     const restored = new Set(toRestore.map((local) => local.registration.peer));
@@ -189,6 +197,10 @@ export class Resync {
     // event or restore touched since the scan began), then what we missed.
     for (const [peer, route] of routes.entries()) {
       if (stored.has(peer) || restored.has(peer) || route.appliedAt > scanStart) continue;
+      // An operation of ours on this peer is still out (a register, a restore): its outcome
+      // settles the route, not this scan. Announced offline, a session of ours is forgotten for
+      // good (RedisRegistry.#emit drops it), so it would never be restored.
+      if (sessions.inFlight(peer)) continue;
       if (restoring && route.instance !== instanceId) {
         // After data loss the other pods are putting their sessions back right now:
         // only what is still missing after a grace period went offline.
@@ -296,14 +308,7 @@ export class Resync {
   }
 }
 
-async function forEachConcurrently<T>(
-  items: readonly T[],
-  limit: number,
-  run: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) await run(items[next++] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+/** Whether `route` is `local`'s session (the one a restore of ours writes back). */
+function isOurs(route: StoredRoute, instanceId: string, local: LocalSession): boolean {
+  return route.instance === instanceId && route.session === local.session;
 }

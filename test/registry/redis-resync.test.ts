@@ -82,6 +82,55 @@ describe('Resync', () => {
     expect(await parts.store.sessionCount('A')).toBe(1);
   });
 
+  it('a session of ours whose restore is still out when Redis lost its route is neither announced offline nor forgotten', async () => {
+    const pending = peer('pending');
+    await synced('redis_reconnect');
+    const epoch = parts.state.epoch!;
+    const { token } = await parts.store.register(pending, 'A', epoch, 60);
+    const local = parts.state.sessions.add(pending, token);
+    parts.state.applyRoute(pending, { instance: 'A', token, session: token }, epoch);
+    // A failover lost the registration, and the restore an earlier resync started has not answered.
+    await fixture.redis.del(parts.store.keys.route(formatPeerKey(pending)));
+    let answer!: () => void;
+    const restoreOut = parts.state.sessions.during(pending, () => new Promise<void>((r) => (answer = r)));
+    await synced('cluster_node_lost');
+    expect(eventsOf(parts.events, pending)).toEqual([`online:A:${token}`]);
+    expect(parts.state.sessions.get(pending)).toBe(local);
+    // That restore failed after all: the resync it asks for puts the session back.
+    answer();
+    await restoreOut;
+    await synced('restore_failed');
+    expect(await parts.store.readRoute(pending)).toEqual({
+      token: local.registration.token,
+      instance: 'A',
+      session: token,
+    });
+    expect(local.registration.token).toBeGreaterThan(token);
+    expect(eventsOf(parts.events, pending)).toEqual([`online:A:${token}`]);
+    expect(await metricValue(parts.metrics, 'relay_registry_restored_sessions_total')).toBe(1);
+  });
+
+  it('a restore of ours that ran but whose reply was lost: the route is kept and adopted, not removed as an orphan', async () => {
+    const mine = peer('reply-lost');
+    await synced('redis_reconnect');
+    const epoch = parts.state.epoch!;
+    const { token } = await parts.store.register(mine, 'A', epoch, 60);
+    const local = parts.state.sessions.add(mine, token);
+    parts.state.applyRoute(mine, { instance: 'A', token, session: token }, epoch);
+    await fixture.redis.del(parts.store.keys.route(formatPeerKey(mine)));
+    // The restore script runs, its reply never reaches the session (timeout, connection lost).
+    const written = await parts.store.restore(mine, { instance: 'A', token, session: token }, epoch, 60);
+    expect(written).toMatchObject({ kind: 'restored' });
+    await synced('restore_failed');
+    const stored = await parts.store.readRoute(mine);
+    expect(stored).toEqual({ token: (written as { token: number }).token, instance: 'A', session: token });
+    expect(local.registration.token).toBe(stored!.token);
+    expect(parts.state.sessions.get(mine)).toBe(local);
+    expect(eventsOf(parts.events, mine)).toEqual([`online:A:${token}`]);
+    expect(await metricValue(parts.metrics, 'relay_registry_orphans_removed_total')).toBe(0);
+    expect(await metricValue(parts.metrics, 'relay_registry_restored_sessions_total')).toBe(1);
+  });
+
   it('removes registrations of ours that no session holds (orphans), and only those', async () => {
     const orphan = peer('orphan');
     const held = peer('held');
