@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { PeerKey } from '../protocol/peer-id.js';
 import type { LocalSessions } from './local-sessions.js';
 import type { RedisRegistryMetrics } from './redis-registry-metrics.js';
-import type { ApplyOutcome, RouteCache } from './redis-route-cache.js';
+import type { ApplyOptions, ApplyOutcome, RouteCache } from './redis-route-cache.js';
 import type { StoredRoute } from './redis/route-codec.js';
 import type { RedisStore } from './redis/store.js';
 
@@ -40,10 +40,8 @@ export class RegistryState {
     if (outcome === 'stale') this.metrics.staleEventsDropped.inc();
   }
 
-  applyRoute(peer: PeerKey, stored: StoredRoute, epoch: string, authoritative = false): void {
-    this.count(
-      this.routes.applyOnline(peer, stored.instance, stored.token, stored.session, epoch, authoritative),
-    );
+  applyRoute(peer: PeerKey, stored: StoredRoute, epoch: string, options: ApplyOptions = {}): void {
+    this.count(this.routes.applyOnline(peer, stored.instance, stored.token, stored.session, epoch, options));
   }
 
   applyOffline(peer: PeerKey, token: number, epoch: string): void {

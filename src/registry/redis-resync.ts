@@ -217,7 +217,7 @@ export class Resync {
       this.#absentTimer.unref();
     }
     for (const [peer, route] of stored) {
-      if (!restored.has(peer)) state.applyRoute(peer, route, epoch, epochChanged);
+      if (!restored.has(peer)) state.applyRoute(peer, route, epoch, { authoritative: epochChanged });
     }
 
     // Registrations of ours that no local session holds (a register whose reply was lost).
@@ -264,7 +264,11 @@ export class Resync {
         registration.token = token;
         state.metrics.restoredSessions.inc();
         if (previous) state.applyOffline(peer, previous.token, epoch);
-        state.count(state.routes.applyOnline(peer, state.instanceId, token, local.session, epoch, true));
+        state.count(
+          state.routes.applyOnline(peer, state.instanceId, token, local.session, epoch, {
+            authoritative: true,
+          }),
+        );
         // Unregistered while we restored: the unregister used the old token.
         if (state.sessions.get(peer) !== local) await state.compareAndDelete(peer, token);
       } catch (err) {
@@ -299,7 +303,7 @@ export class Resync {
       try {
         const stored = await state.store.readRoute(peer);
         if (state.routes.get(peer)?.token !== token) return;
-        if (stored) state.applyRoute(peer, stored, epoch, true);
+        if (stored) state.applyRoute(peer, stored, epoch, { authoritative: true });
         else state.applyOffline(peer, token, epoch);
       } catch {
         // Redis went away again: the next resync starts over.

@@ -11,6 +11,11 @@ export interface RouteEntry extends PeerLocation {
 
 export type ApplyOutcome = 'applied' | 'refreshed' | 'duplicate' | 'stale';
 
+export interface ApplyOptions {
+  /** The value comes from a new data set after data loss: see applyOnline. */
+  authoritative?: boolean;
+}
+
 interface Tombstone {
   token: number;
   expiresAt: number;
@@ -58,8 +63,8 @@ export class RouteCache {
   }
 
   /**
-   * `authoritative`: the value was just read from a new data set (after data
-   * loss), whose tokens need not exceed the old ones; it wins unless equal.
+   * `options.authoritative`: the value was just read from a new data set (after
+   * data loss), whose tokens need not exceed the old ones; it wins unless equal.
    */
   applyOnline(
     peer: PeerKey,
@@ -67,7 +72,7 @@ export class RouteCache {
     token: number,
     session: number,
     epoch: string,
-    authoritative = false,
+    { authoritative = false }: ApplyOptions = {},
   ): ApplyOutcome {
     const current = this.#routes.get(peer);
     const newest = authoritative ? (current?.token ?? 0) : this.newestToken(peer);
