@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { check, explain, parseHistory, type ViolationKind } from './checker.js';
+import { check, explain, parseHistory, withoutHostStalls, type ViolationKind } from './checker.js';
 
 /** Builds a history from events (t, kind, fields), numbered as lines of a file. */
 function history(...events: [number, string, Record<string, unknown>?][]): string {
@@ -133,6 +133,52 @@ describe('chaos checker', () => {
       TAIL,
     );
     expect(kinds(late)).toEqual(['loss']);
+  });
+
+  it('judges a host stall as a recorded fault of its own kind, counted, and shows what it excused', () => {
+    // The driver did not run from 9,400 to 9,900 ms: a late delivery from a replaced session
+    // and a lost message fall in its window (plus the bound).
+    const stall = (phase: string): [number, string, Record<string, unknown>] => [
+      phase === 'start' ? 9_400 : 9_900,
+      'fault',
+      { id: 'stall-1', kind: 'host-stall', pod: 'driver', ms: 500, phase },
+    ];
+    const lost = history(
+      ...BASE,
+      stall('start'),
+      stall('end'),
+      [10_000, 'send', { peer: 'a', s: 1, to: 'b', seq: 9 }],
+      TAIL,
+    );
+    expect(kinds(lost)).toEqual([]);
+    expect(check(withoutHostStalls(parseHistory(lost))).violations.map((v) => v.kind)).toEqual(['loss']);
+    const text = history(
+      ...BASE,
+      stall('start'),
+      stall('end'),
+      [9_500, 'sess', { peer: 'a', s: 2, phase: 'up' }],
+      [10_100, 'recv', { peer: 'b', s: 1, from: 'a', fs: 1, seq: 2, dst: 'b' }],
+      [20_000, 'send', { peer: 'a', s: 2, to: 'b', seq: 3 }],
+      [20_001, 'recv', { peer: 'b', s: 1, from: 'a', fs: 2, seq: 3, dst: 'b' }],
+      TAIL,
+    );
+    const verdict = check(parseHistory(text));
+    expect(verdict.violations).toEqual([]);
+    expect(verdict.stats.faults).toEqual({ 'host-stall': 1 });
+    expect(verdict.stats.hostStalls).toEqual({ count: 1, totalMs: 500, longestMs: 500 });
+    // Without the recorded stall the same observations are violations: nothing else excused them.
+    const strict = check(withoutHostStalls(parseHistory(text)));
+    expect(strict.violations.map((v) => v.kind).sort()).toEqual(['session-regress']);
+    expect(strict.stats.hostStalls.count).toBe(0);
+    // The stall's window ends at its end plus the bound (1 s), like any fault's.
+    const after = history(
+      ...BASE,
+      stall('start'),
+      stall('end'),
+      [11_000, 'send', { peer: 'a', s: 1, to: 'b', seq: 1 }],
+      TAIL,
+    );
+    expect(kinds(after)).toEqual(['loss']);
   });
 
   it('catches a peer that does not converge after the heal, and a final message lost', () => {

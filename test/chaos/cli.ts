@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { checkFile } from './checker.js';
 import { runChaos, type Topology } from './driver.js';
 
-/** npm run chaos -- --seed S --duration D --topology redis|sentinel|cluster [--clients N] [--bound MS] [--fuzz-frames N] */
+/** npm run chaos -- --seed S --duration D --topology redis|sentinel|cluster [--clients N] [--bound MS] [--fuzz-frames N] [--fuzz-after D] [--stall-ms MS] */
 const { values } = parseArgs({
   options: {
     seed: { type: 'string', default: String(Date.now() % 1_000_000) },
@@ -14,6 +14,8 @@ const { values } = parseArgs({
     bound: { type: 'string', default: '15000' },
     'rss-bound-mb': { type: 'string', default: '256' },
     'fuzz-frames': { type: 'string', default: '0' },
+    'fuzz-after': { type: 'string' },
+    'stall-ms': { type: 'string', default: '500' },
     dir: { type: 'string', default: join(tmpdir(), 'nb-chaos') },
   },
 });
@@ -44,17 +46,21 @@ const result = await runChaos({
   boundMs: Number(values.bound),
   rssBoundBytes: Number(values['rss-bound-mb']) * 1024 * 1024,
   fuzzFrames: Number(values['fuzz-frames']),
+  ...(values['fuzz-after'] ? { fuzzAfterMs: millis(values['fuzz-after']) } : {}),
+  stallMs: Number(values['stall-ms']),
   log: (line) => console.log(line),
 });
-const { verdict, report } = checkFile(result.historyFile);
+const { verdict, report, ignoringHostStalls } = checkFile(result.historyFile);
 console.log(`history: ${result.historyFile}`);
 console.log(`stats: ${JSON.stringify(verdict.stats)}`);
 const byKind: Record<string, number> = {};
 for (const violation of verdict.violations) byKind[violation.kind] = (byKind[violation.kind] ?? 0) + 1;
 console.log(`violations by kind: ${JSON.stringify(byKind)}`);
+console.log(`violations had host stalls not been recorded: ${JSON.stringify(ignoringHostStalls)}`);
 console.log(report);
 console.log(
   `rerun: npm run chaos -- --seed ${values.seed} --duration ${values.duration} --topology ${topology} --clients ${clients}` +
-    (Number(values['fuzz-frames']) > 0 ? ` --fuzz-frames ${values['fuzz-frames']}` : ''),
+    (Number(values['fuzz-frames']) > 0 ? ` --fuzz-frames ${values['fuzz-frames']}` : '') +
+    (values['fuzz-after'] ? ` --fuzz-after ${values['fuzz-after']}` : ''),
 );
 process.exit(verdict.violations.length === 0 ? 0 : 1);

@@ -13,6 +13,7 @@ import {
   stopAllRedis,
 } from '../support/redis-server.js';
 import { TcpForwarder } from '../support/tcp-forwarder.js';
+import { watchHostStalls, type HostStallMonitor } from './host-stall.js';
 import { LiveFuzzer, type FuzzReport, type FuzzTarget } from './fuzzer.js';
 import { HistoryWriter } from './history.js';
 import { Rng } from './rng.js';
@@ -32,8 +33,12 @@ export interface ChaosOptions {
   /** How long a replaced session may still get traffic outside fault windows (pub/sub lag). */
   displaceMs?: number;
   rssBoundBytes: number;
+  /** A gap in the driver's own scheduling longer than this is recorded as a `host-stall` fault (0: never). */
+  stallMs?: number;
   /** Mutated frames the live fuzzer sends at pod chaos-1 while the chaos traffic flows (0: no fuzzer). */
   fuzzFrames?: number;
+  /** How long the fuzzer may go on after the last fault while the traffic still flows (default: half the duration, at least 30 s). */
+  fuzzAfterMs?: number;
   log?: (line: string) => void;
 }
 
@@ -50,6 +55,9 @@ export interface ChaosResult {
   schedule: ScheduledFault[];
   fuzz?: FuzzReport;
 }
+
+/** Half the displacement allowance: a stall this long can by itself push a recorded delivery past it. */
+const DEFAULT_STALL_MS = 500;
 
 const POD_FAULTS = ['pod-kill', 'pod-pause', 'mesh-partition', 'rolling-restart'];
 const REDIS_FAULTS: Record<Topology, string[]> = {
@@ -247,6 +255,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     boundMs: options.boundMs,
     displaceMs: options.displaceMs ?? 1_000,
     rssBoundBytes: options.rssBoundBytes,
+    stallMs: options.stallMs ?? DEFAULT_STALL_MS,
     schedule,
   });
   log(`chaos seed=${options.seed} topology=${options.topology} schedule=${JSON.stringify(schedule)}`);
@@ -258,6 +267,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   let redisSide: RedisSide | undefined;
   let fuzzer: LiveFuzzer | undefined;
   let fuzzReport: FuzzReport | undefined;
+  let stalls: HostStallMonitor | undefined;
   // If the driver itself dies, its relay processes must not outlive it.
   const killPods = (): void => {
     for (const slot of slots) slot.pod?.process.kill('SIGKILL');
@@ -449,6 +459,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       slots.push(slot);
       await startSlot(slot);
     }
+    const stallMs = options.stallMs ?? DEFAULT_STALL_MS;
+    stalls = stallMs > 0 ? watchHostStalls(history, stallMs) : undefined;
     const rssTimer = setInterval(() => {
       for (const slot of slots) {
         const bytes = rssBytes(slot.pod?.process.child.pid);
@@ -578,7 +590,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     await Promise.all(faultRuns);
     if (fuzzer && fuzzRun) {
       // The fuzzer may finish its count after the faults (traffic still flows); bounded all the same.
-      await Promise.race([fuzzRun, sleep(Math.max(30_000, options.durationMs / 2))]);
+      await Promise.race([fuzzRun, sleep(options.fuzzAfterMs ?? Math.max(30_000, options.durationMs / 2))]);
       fuzzer.stop();
       fuzzReport = await fuzzRun;
       history.write('fuzz', { pod: fuzzed.name, ...fuzzReport });
@@ -610,9 +622,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     // Time for the final messages to land before the history closes.
     await sleep(Math.min(options.boundMs, 3_000));
     clearInterval(rssTimer);
+    stalls?.stop();
     history.write('end', {});
   } finally {
     stopping = true;
+    stalls?.stop();
     fuzzer?.stop();
     for (const timer of timers) clearTimeout(timer);
     for (const peer of peers) for (const session of peer.all) session.client.terminate();

@@ -50,6 +50,12 @@ export interface FuzzReport {
 type Phase = 'pre-auth' | 'post-auth' | 'mesh';
 
 const PROBE_TIMEOUT_MS = 5_000;
+/**
+ * Frames in flight per phase. Each worker still sends one frame and waits for its probe, so
+ * every outcome belongs to exactly one frame; throughput comes from running several at once
+ * (one round trip per frame capped a single worker at ~100-200 frames/s).
+ */
+const WORKERS: Record<Phase, number> = { 'pre-auth': 3, 'post-auth': 8, mesh: 8 };
 /** Source addresses rotate over 127.0.0.2..: the per-IP connect limits then never touch the chaos clients (127.0.0.1). */
 const SOURCE_HOSTS = Array.from({ length: 60 }, (_, i) => `127.0.0.${i + 2}`);
 
@@ -144,10 +150,11 @@ export class LiveFuzzer {
   async run(): Promise<FuzzReport> {
     const started = performance.now();
     const bystanders = this.#keepBystanders();
+    const numbered = (count: number) => Array.from({ length: count }, (_, i) => i + 1);
     const workers = [
-      this.#preAuthWorker(),
-      ...[1, 2, 3].map((n) => this.#postAuthWorker(n)),
-      ...[1, 2].map((n) => this.#meshWorker(n)),
+      ...numbered(WORKERS['pre-auth']).map(() => this.#preAuthWorker()),
+      ...numbered(WORKERS['post-auth']).map((n) => this.#postAuthWorker(n)),
+      ...numbered(WORKERS.mesh).map((n) => this.#meshWorker(n)),
     ];
     await Promise.all(workers);
     this.stop();

@@ -18,7 +18,12 @@ export class HistoryWriter {
   }
 
   write(k: string, fields: Record<string, unknown> = {}): void {
-    this.#out.write(`${JSON.stringify({ t: this.now(), k, ...fields })}\n`);
+    this.writeAt(this.now(), k, fields);
+  }
+
+  /** For an observation that is only known afterwards (a stall is seen when it ends). */
+  writeAt(t: number, k: string, fields: Record<string, unknown> = {}): void {
+    this.#out.write(`${JSON.stringify({ t, k, ...fields })}\n`);
   }
 
   async close(): Promise<void> {
