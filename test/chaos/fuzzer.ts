@@ -4,7 +4,7 @@ import { WebSocket, type ClientOptions } from 'ws';
 import { generateToken } from '../../src/auth/hmac-token.js';
 import { dialHeaders } from '../../src/cluster/mesh-auth.js';
 import { encodeAuth, encodePeerLists, encodeTransport } from '../../src/protocol/codec.js';
-import { MessageType } from '../../src/protocol/constants.js';
+import { MessageType, TRANSPORT_HEADER_SIZE } from '../../src/protocol/constants.js';
 import { peerIdFromIdentifier, type PeerKey } from '../../src/protocol/peer-id.js';
 import { MESH_MUTATIONS, RELAY_MUTATIONS, mutate, type Mutation } from './mutations.js';
 import { Rng } from './rng.js';
@@ -230,7 +230,7 @@ export class LiveFuzzer {
           target &&
           (await this.#authenticated(target, id, (m) => {
             if (who !== 'sink' || m[1] !== MessageType.Transport) return;
-            this.#sinkProbes.get(m.subarray(38).toString('latin1'))?.();
+            this.#sinkProbes.get(m.subarray(TRANSPORT_HEADER_SIZE).toString('latin1'))?.();
           }));
         if (!wire) {
           await sleep(300);
