@@ -11,7 +11,7 @@
 #   kube-scheduler, kube-controller-manager  k8s.io/kubernetes/cmd/..., the apiserver's version
 #   kubelet, kube-proxy                      the node's half, same version (test/k8s-node/node.test.ts)
 #   coredns                                  tools/kube/coredns: github.com/coredns/coredns with the cluster-DNS plugins, the node's cluster DNS
-#   metrics-server                           tools/kube/metrics-server: sigs.k8s.io/metrics-server on the apiserver's k8s.io versions, for the HPA
+#   metrics-server                           tools/kube/metrics-server: sigs.k8s.io/metrics-server v0.8.0 on its own k8s.io v0.33 pins, for the HPA
 # Idempotent: a tool whose binary exists and whose stamp names the same version is skipped.
 # Environment: KUBE_BIN_DIR (default <repo>/.cache/kube-bin), GOFLAGS (e.g. -p=1 on a busy machine).
 set -euo pipefail
@@ -159,8 +159,10 @@ else
   log "coredns built in $((SECONDS - start)) s"
 fi
 
-# The HPA's resource metrics. Its own module (tools/kube/metrics-server) with every k8s.io module moved to
-# the apiserver's versions, so Go's build cache reuses the packages compiled for the apiserver.
+# The HPA's resource metrics. Its own module (tools/kube/metrics-server) on metrics-server's own k8s.io
+# v0.33 pins: on the apiserver's v0.37.2 it compiles but exits at start (its generated OpenAPI names no
+# longer match the models of k8s.io/apimachinery v0.37: "cannot find model definition for
+# io.k8s.apimachinery.pkg.version.Info"), so it cannot reuse the apiserver's compiled packages.
 METRICS_SERVER_VERSION="$(cd "$here/metrics-server" && GOWORK=off go list -m -f '{{.Version}}' sigs.k8s.io/metrics-server)"
 metrics_server_stamp="$METRICS_SERVER_VERSION $(sha256sum "$here/metrics-server/go.mod" | cut -c1-12)"
 if [ -e "$node_bin/metrics-server" ] && [ "$(cat "$node_bin/metrics-server.version" 2>/dev/null)" = "$metrics_server_stamp" ]; then
