@@ -7,8 +7,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ensureKubeTools, KUBE_TOOLS_TIMEOUT_MS, REPO_ROOT, type KubeTools } from './support/kube-tools.js';
 
 /**
- * The alert rules evaluated by Prometheus' own engine: promtool (built from
- * the prometheus Go module by tools/kube/build.sh) checks deploy/prometheus-rules.yaml
+ * The alert rules evaluated by Prometheus' own engine: promtool (Debian's
+ * prometheus package, unpacked by tools/kube/prometheus.sh) checks deploy/prometheus-rules.yaml
  * (identical to the chart's PrometheusRule, see chart.test.ts) and runs rule unit
  * tests over synthetic series named exactly as the relay exports them. Each alert is
  * shown firing for the pod in trouble only, and not firing before its `for:` delay.

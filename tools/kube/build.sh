@@ -5,11 +5,13 @@
 #   helm            helm.sh/helm/v3/cmd/helm
 #   yaml2json       tools/kube/cmd/yaml2json: YAML stream -> JSON array, for the chart tests
 #   crds/           the prometheus-operator CRDs (ServiceMonitor, PrometheusRule) from its Go module
-#   promtool        github.com/prometheus/prometheus/cmd/promtool: checks and unit-tests the alert rules
+# and through tools/kube/prometheus.sh into .cache/prometheus/ (Debian's package, unpacked, not installed):
+#   prometheus, promtool  the live scrape of test/k8s-node; the rule checks and unit tests of test/k8s
 # and into .cache/kube-node-bin/ (KUBE_NODE_BIN_DIR) for test/k8s-node:
 #   kube-scheduler, kube-controller-manager  k8s.io/kubernetes/cmd/..., the apiserver's version
 #   kubelet, kube-proxy                      the node's half, same version (test/k8s-node/node.test.ts)
 #   coredns                                  tools/kube/coredns: github.com/coredns/coredns with the cluster-DNS plugins, the node's cluster DNS
+#   metrics-server                           tools/kube/metrics-server: sigs.k8s.io/metrics-server v0.8.0 on its own k8s.io v0.33 pins, for the HPA
 # Idempotent: a tool whose binary exists and whose stamp names the same version is skipped.
 # Environment: KUBE_BIN_DIR (default <repo>/.cache/kube-bin), GOFLAGS (e.g. -p=1 on a busy machine).
 set -euo pipefail
@@ -29,7 +31,6 @@ HELM_VERSION="v3.22.0"
 HELM_K8S_MINOR="37" # helm v3.22 is built on the k8s.io v0.37 libraries
 HELM_STAMP="$HELM_VERSION+k8s1.$HELM_K8S_MINOR"
 PROMETHEUS_OPERATOR_VERSION="v0.85.0"
-PROMETHEUS_VERSION="v0.316.0" # the Go module's tag of Prometheus 3.x; promtool is built from it
 # kubernetes and etcd versions come from tools/kube/go.mod.
 KUBERNETES_VERSION="$(cd "$here" && go list -m -f '{{.Version}}' k8s.io/kubernetes)"
 ETCD_VERSION="$(cd "$here" && go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)"
@@ -122,14 +123,8 @@ else
   log "prometheus-operator CRDs $PROMETHEUS_OPERATOR_VERSION copied"
 fi
 
-if up_to_date promtool "$PROMETHEUS_VERSION"; then
-  log "promtool $PROMETHEUS_VERSION cached"
-else
-  log "building promtool $PROMETHEUS_VERSION"
-  timed promtool env GOBIN="$bin" GOWORK=off go install -trimpath -ldflags="-s -w" \
-    "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION"
-  stamp promtool "$PROMETHEUS_VERSION"
-fi
+# Prometheus and promtool: Debian's build, unpacked (building them from the Go module took ~9 min cold).
+bash "$here/prometheus.sh"
 
 # Control plane for test/k8s-node, same version as the apiserver, in a directory of its own
 # (KUBE_NODE_BIN_DIR) so the cached tools above are never rebuilt for it.
@@ -164,4 +159,21 @@ else
   log "coredns built in $((SECONDS - start)) s"
 fi
 
-log "ready in $bin and $node_bin"
+# The HPA's resource metrics. Its own module (tools/kube/metrics-server) on metrics-server's own k8s.io
+# v0.33 pins: on the apiserver's v0.37.2 it compiles but exits at start (its generated OpenAPI names no
+# longer match the models of k8s.io/apimachinery v0.37: "cannot find model definition for
+# io.k8s.apimachinery.pkg.version.Info"), so it cannot reuse the apiserver's compiled packages.
+METRICS_SERVER_VERSION="$(cd "$here/metrics-server" && GOWORK=off go list -m -f '{{.Version}}' sigs.k8s.io/metrics-server)"
+metrics_server_stamp="$METRICS_SERVER_VERSION $(sha256sum "$here/metrics-server/go.mod" | cut -c1-12)"
+if [ -e "$node_bin/metrics-server" ] && [ "$(cat "$node_bin/metrics-server.version" 2>/dev/null)" = "$metrics_server_stamp" ]; then
+  log "metrics-server $METRICS_SERVER_VERSION cached"
+else
+  log "building metrics-server $METRICS_SERVER_VERSION"
+  start=$SECONDS
+  (cd "$here/metrics-server" && GOWORK=off go build -trimpath -ldflags="-s -w" -o "$node_bin/metrics-server.tmp" sigs.k8s.io/metrics-server/cmd/metrics-server)
+  mv "$node_bin/metrics-server.tmp" "$node_bin/metrics-server"
+  printf '%s\n' "$metrics_server_stamp" >"$node_bin/metrics-server.version"
+  log "metrics-server built in $((SECONDS - start)) s"
+fi
+
+log "ready in $bin, $node_bin and ${PROMETHEUS_DIR:-$root/.cache/prometheus}"

@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { KubeApiServer } from '../../k8s/support/kube-api-server.js';
 import { freePort } from '../../support/free-port.js';
+import { acquireNodeLock, releaseNodeLock } from './node-lock.js';
 
 const execFileAsync = promisify(execFile);
 const BRIDGE_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'socket-bridge.mjs');
@@ -74,7 +75,9 @@ export class KubeNode {
     this.#cgroup = `/${this.dir.split('/').pop()!}`;
   }
 
-  static async start(options: KubeNodeOptions): Promise<KubeNode> {
+  /** Waits (up to `lockTimeoutMs`) while another test file's node runs. */
+  static async start(options: KubeNodeOptions, lockTimeoutMs = 30 * 60_000): Promise<KubeNode> {
+    await acquireNodeLock(lockTimeoutMs);
     const node = new KubeNode(options);
     try {
       await node.#start();
@@ -126,6 +129,16 @@ export class KubeNode {
 
   #path(name: string): string {
     return join(this.dir, name);
+  }
+
+  /** The kubeconfig the node's own processes use (cluster-admin, the API at NODE_IP). */
+  get kubeconfig(): string {
+    return this.#path('node.kubeconfig');
+  }
+
+  /** A process of the test inside the node's namespaces, logged to <dir>/<name>.log and ended by stop(). */
+  run(name: string, argv: string[]): ChildProcess {
+    return this.#launch(name, argv);
   }
 
   /** One cgroup in every v1 hierarchy: the kubelet's cgroupRoot, and (in pids) the node's own processes. */
@@ -412,12 +425,16 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.#agents.map((c) => terminate(c, 'SIGTERM', 10_000)));
-    await this.#killCgroupTree();
-    await Promise.all(this.#children.map((c) => terminate(c, 'SIGKILL', 5_000)));
-    this.#removeCgroups();
-    for (const [key, value] of this.#sysctls) writeFileSync(`/proc/sys/${key}`, value);
-    rmSync(this.dir, { recursive: true, force: true });
+    try {
+      await Promise.all(this.#agents.map((c) => terminate(c, 'SIGTERM', 10_000)));
+      await this.#killCgroupTree();
+      await Promise.all(this.#children.map((c) => terminate(c, 'SIGKILL', 5_000)));
+      this.#removeCgroups();
+      for (const [key, value] of this.#sysctls) writeFileSync(`/proc/sys/${key}`, value);
+      rmSync(this.dir, { recursive: true, force: true });
+    } finally {
+      releaseNodeLock();
+    }
   }
 
   /** SIGKILL to every process of the node and its pods (all started by this test, found by cgroup). */

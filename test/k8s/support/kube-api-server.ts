@@ -32,7 +32,7 @@ async function openssl(dir: string, args: string[]): Promise<void> {
   await execFileAsync('openssl', args, { cwd: dir });
 }
 
-async function makeCertificates(dir: string, extraSans: string[]): Promise<void> {
+async function makeCertificates(dir: string, extraSans: string[], frontProxy: boolean): Promise<void> {
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   await openssl(dir, [
     'req',
@@ -78,9 +78,19 @@ async function makeCertificates(dir: string, extraSans: string[]): Promise<void>
     '/O=system:masters/CN=nb-test-admin',
     'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n',
   );
+  if (frontProxy) {
+    // the aggregator's client certificate towards extension API servers (metrics-server)
+    await sign(
+      'front-proxy-client',
+      `/CN=${FRONT_PROXY_CLIENT}`,
+      'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n',
+    );
+  }
   await openssl(dir, ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', 'sa.key']);
   await openssl(dir, ['pkey', '-in', 'sa.key', '-pubout', '-out', 'sa.pub']);
 }
+
+const FRONT_PROXY_CLIENT = 'front-proxy-client';
 
 async function waitFor(
   check: () => Promise<boolean>,
@@ -112,6 +122,11 @@ export interface KubeApiServerOptions {
   advertiseAddress?: string;
   /** More subjectAltNames of the serving certificate, e.g. IP:10.96.0.1 (the Service's ClusterIP). */
   extraServerSans?: string[];
+  /**
+   * The aggregation layer's flags (requestheader CA and names, the proxy client certificate), so an
+   * APIService such as metrics-server's can be served. The test CA doubles as the requestheader CA.
+   */
+  aggregationLayer?: boolean;
 }
 
 export class KubeApiServer {
@@ -142,7 +157,7 @@ export class KubeApiServer {
 
   static async start(tools: KubeTools, options: KubeApiServerOptions = {}): Promise<KubeApiServer> {
     const dir = mkdtempSync(join(tmpdir(), 'nb-kube-'));
-    await makeCertificates(dir, options.extraServerSans ?? []);
+    await makeCertificates(dir, options.extraServerSans ?? [], options.aggregationLayer ?? false);
     const server = new KubeApiServer(
       tools,
       options,
@@ -313,6 +328,17 @@ export class KubeApiServer {
         `--endpoint-reconciler-type=${this.#options.advertiseAddress ? 'lease' : 'none'}`,
         '--profiling=false',
         `--cert-dir=${d('cert-dir')}`,
+        ...(this.#options.aggregationLayer
+          ? [
+              `--requestheader-client-ca-file=${d('ca.crt')}`,
+              `--requestheader-allowed-names=${FRONT_PROXY_CLIENT}`,
+              '--requestheader-username-headers=X-Remote-User',
+              '--requestheader-group-headers=X-Remote-Group',
+              '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+              `--proxy-client-cert-file=${d('front-proxy-client.crt')}`,
+              `--proxy-client-key-file=${d('front-proxy-client.key')}`,
+            ]
+          : []),
         '--v=1',
       ],
       log,

@@ -9,6 +9,8 @@ const execFileAsync = promisify(execFile);
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const KUBE_BIN_DIR = process.env.KUBE_BIN_DIR ?? join(REPO_ROOT, '.cache/kube-bin');
 export const CHART_DIR = join(REPO_ROOT, 'charts/nb-cluster-relay');
+/** Debian's prometheus package, unpacked by tools/kube/prometheus.sh. */
+export const PROMETHEUS_DIR = process.env.PROMETHEUS_DIR ?? join(REPO_ROOT, '.cache/prometheus');
 
 export interface KubeTools {
   kubeApiServer: string;
@@ -20,6 +22,8 @@ export interface KubeTools {
   crdDir: string;
   /** Prometheus' rule checker and rule unit-test runner. */
   promtool: string;
+  /** The Prometheus server (test/k8s-node scrapes the pods with it). */
+  prometheus: string;
 }
 
 /** First uncached build of kube-apiserver can take a long time on a small, busy machine. */
@@ -37,7 +41,7 @@ export function ensureKubeTools(): Promise<KubeTools> {
     try {
       await execFileAsync('bash', [join(REPO_ROOT, 'tools/kube/build.sh')], {
         cwd: REPO_ROOT,
-        env: { ...process.env, KUBE_BIN_DIR },
+        env: { ...process.env, KUBE_BIN_DIR, PROMETHEUS_DIR },
         maxBuffer: 64 * 1024 * 1024,
         timeout: KUBE_TOOLS_TIMEOUT_MS,
       });
@@ -51,7 +55,8 @@ export function ensureKubeTools(): Promise<KubeTools> {
       helm: join(KUBE_BIN_DIR, 'helm'),
       yaml2json: join(KUBE_BIN_DIR, 'yaml2json'),
       crdDir: join(KUBE_BIN_DIR, 'crds'),
-      promtool: join(KUBE_BIN_DIR, 'promtool'),
+      promtool: join(PROMETHEUS_DIR, 'usr/bin/promtool'),
+      prometheus: join(PROMETHEUS_DIR, 'usr/bin/prometheus'),
     };
     for (const path of Object.values(tools)) {
       if (!existsSync(path)) throw new Error(`tools/kube/build.sh did not produce ${path}`);
