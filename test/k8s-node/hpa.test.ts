@@ -22,7 +22,6 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildLoadgen, startLoadgen, type LoadgenRun } from '../../bench/lib/loadgen.js';
 import { formatPeerKey } from '../../src/protocol/peer-id.js';
-import { MessageType } from '../../src/protocol/constants.js';
 import { KubeApiServer } from '../k8s/support/kube-api-server.js';
 import { KubeRest, type KubeManifest } from '../k8s/support/kube-rest.js';
 import {
@@ -38,6 +37,7 @@ import { TEST_SECRET } from '../support/in-process-relay.js';
 import { redisCommand } from '../support/redis-server.js';
 import { RelayTestClient } from '../support/relay-test-client.js';
 import { Controllers, NODE_BIN_DIR, requireNodeBinaries } from './support/control-plane.js';
+import { exchange } from './support/exchange.js';
 import { KubeNode, KUBERNETES_SERVICE_IP, NODE_IP, NODE_NAME } from './support/kube-node.js';
 import { ensureImages, IMAGES_DIR, IMAGES_TIMEOUT_MS } from './support/oci-container.js';
 import { timeSeriesSvg } from './support/time-series-svg.js';
@@ -348,13 +348,6 @@ class KeptPeer {
   stop(): void {
     this.#stopped = true;
   }
-}
-
-async function exchange(from: RelayTestClient, to: RelayTestClient, text: string): Promise<void> {
-  from.sendTransport(to.peerId, Buffer.from(text));
-  let message = await to.next(10_000);
-  while (message[1] !== MessageType.Transport) message = await to.next(10_000);
-  expect(message.subarray(38).toString()).toBe(text);
 }
 
 interface PromSample {

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TRANSPORT_HEADER_SIZE } from '../../src/protocol/constants.js';
 import { freePorts } from '../support/free-port.js';
 import { TEST_SECRET } from '../support/in-process-relay.js';
 import { redisCommand } from '../support/redis-server.js';
@@ -88,7 +89,7 @@ describe('the relay image under runc', () => {
     alice.sendTransport(bob.peerId, Buffer.from('through the image'));
     const atBob = await bob.next();
     expect(atBob.subarray(2, 38)).toEqual(alice.peerId);
-    expect(atBob.subarray(38).toString()).toBe('through the image');
+    expect(atBob.subarray(TRANSPORT_HEADER_SIZE).toString()).toBe('through the image');
 
     await relay.signal('TERM');
     await expect(alice.closed).resolves.toBeDefined();

@@ -17,6 +17,7 @@ import { TEST_SECRET } from '../support/in-process-relay.js';
 import { redisCommand } from '../support/redis-server.js';
 import { describeMessage, RelayTestClient } from '../support/relay-test-client.js';
 import { Controllers, NODE_BIN_DIR, requireNodeBinaries } from './support/control-plane.js';
+import { exchange } from './support/exchange.js';
 import { KubeNode, KUBERNETES_SERVICE_IP, NODE_IP, NODE_NAME } from './support/kube-node.js';
 import { ensureImages, IMAGES_DIR, IMAGES_TIMEOUT_MS } from './support/oci-container.js';
 
@@ -191,14 +192,6 @@ class KeptPeer {
   stop(): void {
     this.#stopped = true;
   }
-}
-
-async function exchange(from: RelayTestClient, to: RelayTestClient, text: string): Promise<void> {
-  from.sendTransport(to.peerId, Buffer.from(text));
-  let message = await to.next(10_000);
-  while (message[1] !== MessageType.Transport) message = await to.next(10_000);
-  expect(message.subarray(2, 38)).toEqual(from.peerId);
-  expect(message.subarray(38).toString()).toBe(text);
 }
 
 describe('a real node', () => {
