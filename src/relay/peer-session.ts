@@ -93,6 +93,7 @@ export class PeerSession {
           // ws corks and uncorks within send(); a cork left standing is ours, from earlier this turn.
           if (socket.writableCorked === 0) ctx.writeBatcher.cork(socket);
           ws.send(message, BINARY);
+          ctx.writeBatcher.wrote(socket);
         },
         onDrop: (reason) => stats.drops[reason]++,
         onControlOverflow: () => this.close('control_overflow'),
