@@ -67,7 +67,11 @@ export function writeShedRecord(frame: Buffer, offset: number, request: MeshShed
 }
 
 export interface MeshFrameVisitor {
-  /** `message` is a view into the frame. */
+  /**
+   * `message` is a view into the frame. The 4 bytes before it (the end of the
+   * destination ID, already read into `peer`) are the visitor's to overwrite:
+   * the receiving session writes its WebSocket frame header there.
+   */
   transport(peer: PeerKey, message: Buffer): void;
   notHere(peer: PeerKey): void;
   shed(request: MeshShedRequest): void;
