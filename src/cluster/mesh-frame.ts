@@ -34,14 +34,15 @@ export function transportRecordSize(message: Buffer): number {
   return RECORD_HEADER_SIZE + PEER_ID_SIZE + message.length;
 }
 
-/** Writes a transport record at `offset` (`peerId` = the destination's 36 ID bytes); returns the offset after it. */
+/** Writes a transport record at `offset` (`peerId` = exactly the destination's 36 ID bytes); returns the offset after it. */
 export function writeTransportRecord(frame: Buffer, offset: number, peerId: Buffer, message: Buffer): number {
   frame[offset] = MeshRecordType.Transport;
   const length = PEER_ID_SIZE + message.length;
   frame[offset + 1] = length >>> 8;
   frame[offset + 2] = length & 0xff;
-  peerId.copy(frame, offset + RECORD_HEADER_SIZE, 0, PEER_ID_SIZE);
-  message.copy(frame, offset + RECORD_HEADER_SIZE + PEER_ID_SIZE);
+  // TypedArray#set copies without the view Buffer#copy builds for a range (two calls per message here).
+  frame.set(peerId, offset + RECORD_HEADER_SIZE);
+  frame.set(message, offset + RECORD_HEADER_SIZE + PEER_ID_SIZE);
   return offset + RECORD_HEADER_SIZE + PEER_ID_SIZE + message.length;
 }
 
@@ -66,7 +67,11 @@ export function writeShedRecord(frame: Buffer, offset: number, request: MeshShed
 }
 
 export interface MeshFrameVisitor {
-  /** `message` is a view into the frame. */
+  /**
+   * `message` is a view into the frame. The 4 bytes before it (the end of the
+   * destination ID, already read into `peer`) are the visitor's to overwrite:
+   * the receiving session writes its WebSocket frame header there.
+   */
   transport(peer: PeerKey, message: Buffer): void;
   notHere(peer: PeerKey): void;
   shed(request: MeshShedRequest): void;

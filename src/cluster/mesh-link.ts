@@ -61,7 +61,8 @@ export class MeshLink {
   /** A shed request waiting for the next frame (a newer one replaces it). */
   #shed: MeshShedRequest | undefined;
   readonly #visitor: MeshFrameVisitor;
-  readonly #destinations = new LastPeerKey();
+  // One slot per destination flow a frame interleaves (its round robin visits many peers in turn).
+  readonly #destinations = new LastPeerKey(64);
   #address: string | undefined;
   #socket: WebSocket | undefined;
   #dialing: WebSocket | undefined;
@@ -112,6 +113,11 @@ export class MeshLink {
 
   get queued(): number {
     return this.#queue.length;
+  }
+
+  /** Whether a dial is under way or scheduled: without one, no other socket can come up from this side. */
+  get dialPending(): boolean {
+    return this.#dialing !== undefined || this.#redialTimer !== undefined;
   }
 
   setAddress(address: string): void {
@@ -320,11 +326,10 @@ export class MeshLink {
     this.#receivedBytes = 0;
     const problem = readMeshFrame(data, this.#visitor, this.#destinations);
     if (problem) return this.#protocolError(socket, problem);
-    this.#context.metrics.frames.inc({ direction: 'in' });
-    if (this.#received > 0) {
-      this.#context.metrics.forwardedMessages.inc({ direction: 'in' }, this.#received);
-      this.#context.metrics.forwardedBytes.inc({ direction: 'in' }, this.#receivedBytes);
-    }
+    const traffic = this.#context.metrics.traffic;
+    traffic.framesIn++;
+    traffic.messagesIn += this.#received;
+    traffic.bytesIn += this.#receivedBytes;
   }
 
   #protocolError(socket: WebSocket, reason: string): void {
@@ -347,6 +352,7 @@ export class MeshLink {
     const socket = this.#socket;
     if (!socket || socket.readyState !== WebSocket.OPEN) return;
     const { frameBytes, framesInFlight } = this.#context.limits;
+    const traffic = this.#context.metrics.traffic;
     while (
       this.#inFlight < framesInFlight &&
       (this.#notHere.size > 0 || this.#queue.length > 0 || this.#shed !== undefined)
@@ -375,17 +381,15 @@ export class MeshLink {
         messages[i] = undefined as unknown as Buffer;
       }
       this.#inFlight++;
-      this.#context.metrics.frames.inc({ direction: 'out' });
+      traffic.framesOut++;
       socket.send(frame, { binary: true }, (err) => {
         if (backing && this.#framePool.length < framesInFlight) this.#framePool.push(backing);
         if (this.#socket !== socket) return;
         this.#inFlight--;
         if (!err) this.#scheduleFlush();
       });
-      if (count > 0) {
-        this.#context.metrics.forwardedMessages.inc({ direction: 'out' }, count);
-        this.#context.metrics.forwardedBytes.inc({ direction: 'out' }, bytes);
-      }
+      traffic.messagesOut += count;
+      traffic.bytesOut += bytes;
     }
   };
 }

@@ -102,8 +102,10 @@ export function transportPeerKey(msg: Buffer): Result<PeerKey> {
 }
 
 /** Replaces the destination with the sender, in place: the relay's only edit to data. */
+/** `sender` is exactly the 36 ID bytes. */
 export function rewriteTransportPeer(msg: Buffer, sender: Buffer): void {
-  sender.copy(msg, HEADER_SIZE, 0, PEER_ID_SIZE);
+  // TypedArray#set: one memcpy, where Buffer#copy of a range also builds a view per call.
+  msg.set(sender, HEADER_SIZE);
 }
 
 export function encodeTransport(peerId: Buffer, payload: Buffer): Buffer {

@@ -18,6 +18,7 @@ import type { HandshakeFailure, SessionCloseReason, WsFrameError } from './relay
 import type { Registration } from '../registry/peer-registry.js';
 import { SendQueue, type SendQueueLimits } from './send-queue.js';
 import type { WriteBatcher } from './write-batcher.js';
+import { writeBinaryFrame } from './binary-frame.js';
 
 export interface SessionTimings {
   readonly handshakeTimeoutMs: number;
@@ -51,6 +52,7 @@ export interface SessionContext {
 }
 
 const BINARY = { binary: true } as const;
+const OPEN = 1; // WebSocket.OPEN
 const WS_POLICY_VIOLATION = 1008;
 const WS_MESSAGE_TOO_BIG = 1009;
 const WS_NORMAL = 1000;
@@ -88,11 +90,14 @@ export class PeerSession {
     this.#queue = new SendQueue(
       socket,
       {
-        write: (message) => {
+        write: (message, inMeshFrame) => {
+          // As ws.send would: nothing goes out after the close handshake started.
+          if (ws.readyState !== OPEN) return;
           stats.sentBytes += message.length;
-          // ws corks and uncorks within send(); a cork left standing is ours, from earlier this turn.
           if (socket.writableCorked === 0) ctx.writeBatcher.cork(socket);
-          ws.send(message, BINARY);
+          // Our own framing: ws.send costs more per message than the frame it writes.
+          writeBinaryFrame(socket, message, inMeshFrame);
+          ctx.writeBatcher.wrote(socket);
         },
         onDrop: (reason) => stats.drops[reason]++,
         onControlOverflow: () => this.close('control_overflow'),
@@ -125,7 +130,11 @@ export class PeerSession {
     this.#queue.pushData(message);
   }
 
-  /** A message from another instance: a view into a mesh frame. */
+  /**
+   * A message from another instance: a view into a mesh frame, whose
+   * FRAME_HEADER_ROOM bytes before it may be overwritten (its frame header is
+   * written there when it goes out at once).
+   */
   sendForwardedData(message: Buffer): void {
     this.lastActivityMs = this.#ctx.coarseNow();
     this.#queue.pushData(message, { pinsLargerBuffer: true });

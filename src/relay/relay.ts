@@ -56,7 +56,11 @@ export class Relay implements SessionHost {
     return this.#sessions.size;
   }
 
-  /** Hands a message from another instance to a local peer; false when the peer is not here. */
+  /**
+   * Hands a message from another instance to a local peer; false when the peer
+   * is not here. `message` is a view into a mesh frame with FRAME_HEADER_ROOM
+   * bytes before it that may be overwritten.
+   */
   deliverLocal(peer: PeerKey, message: Buffer): boolean {
     const session = this.#sessions.get(peer);
     if (!session) return false;

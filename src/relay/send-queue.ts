@@ -27,7 +27,8 @@ export interface WritableGauge {
 }
 
 export interface SendQueueHooks {
-  write(message: Buffer): void;
+  /** `inLargerBuffer`: a view pushed as such and written at once (see pushData). */
+  write(message: Buffer, inLargerBuffer: boolean): void;
   onDrop(reason: DropReason, message: Buffer): void;
   /** Control data piled up beyond its limit: the receiver does not read. */
   onControlOverflow(): void;
@@ -75,14 +76,15 @@ export class SendQueue {
   open(first?: Buffer): void {
     if (this.#closed || this.#open) return;
     this.#open = true;
-    if (first) this.#hooks.write(first);
+    if (first) this.#hooks.write(first, false);
     this.flush();
   }
 
   /**
    * `pinsLargerBuffer`: the message is a view into a bigger buffer (a mesh
-   * frame). Written at once it stays a view; queued, it is copied, so a slow
-   * receiver holds its own bytes and not whole frames (bounded memory).
+   * frame). Written at once it stays a view (and the hook is told so);
+   * queued, it is copied, so a slow receiver holds its own bytes and not
+   * whole frames (bounded memory).
    */
   pushData(message: Buffer, { pinsLargerBuffer = false }: { pinsLargerBuffer?: boolean } = {}): void {
     if (this.#closed) {
@@ -90,7 +92,7 @@ export class SendQueue {
       return;
     }
     if (this.#canWriteDirectly()) {
-      this.#hooks.write(message);
+      this.#hooks.write(message, pinsLargerBuffer);
       return;
     }
     if (pinsLargerBuffer) {
@@ -116,7 +118,7 @@ export class SendQueue {
   pushControl(message: Buffer): void {
     if (this.#closed) return;
     if (this.#canWriteDirectly()) {
-      this.#hooks.write(message);
+      this.#hooks.write(message, false);
       return;
     }
     this.#control.push(message);
@@ -132,11 +134,11 @@ export class SendQueue {
       const control = this.#control.shift();
       if (control) {
         this.#controlBytes -= control.length;
-        this.#hooks.write(control);
+        this.#hooks.write(control, false);
         continue;
       }
       if (this.#count === 0) return;
-      this.#hooks.write(this.#shiftData());
+      this.#hooks.write(this.#shiftData(), false);
     }
   }
 

@@ -471,7 +471,10 @@ describe('mesh', () => {
     await eventually(() => a.received.length === 1);
     // When a learns of b the working link stays the only one.
     introduce(a, b);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Both sides already hold the working link, so neither starts a dial nor a timer for one:
+    // a link only comes up from a dial, so no second one can appear later.
+    expect(a.mesh.link(b.id)?.dialPending).toBe(false);
+    expect(b.mesh.link(a.id)?.dialPending).toBe(false);
     expect(a.mesh.link(b.id)?.isUp).toBe(true);
     expect(b.mesh.link(a.id)?.isUp).toBe(true);
     expect(await metricValue(a.metrics, 'relay_mesh_link_connects_total')).toBe(1);

@@ -17,4 +17,18 @@ describe('LastPeerKey', () => {
     a.copy(buf, 2);
     expect(last.read(buf, 2)).toBe(peerKeyFromBytes(a));
   });
+
+  it('with many slots, keeps interleaved IDs apart, including two that share a slot', () => {
+    const ids = Array.from({ length: 40 }, (_, i) => peerIdFromIdentifier(`peer-${i}`));
+    // Two IDs whose last bytes are equal land in the same slot of any size.
+    const twin = Buffer.from(ids[0]!);
+    twin[10] = (twin[10]! + 1) & 0xff;
+    ids.push(twin);
+    const frame = Buffer.concat([...ids, ...ids, ...ids.slice().reverse()]);
+    const cache = new LastPeerKey(16);
+    for (let offset = 0; offset < frame.length; offset += 36) {
+      expect(cache.read(frame, offset)).toBe(peerKeyFromBytes(frame.subarray(offset, offset + 36)));
+    }
+    expect(() => new LastPeerKey(3)).toThrow(RangeError);
+  });
 });
