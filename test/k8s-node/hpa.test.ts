@@ -615,10 +615,16 @@ describe('the HPA and Prometheus on a real node', () => {
           },
         },
         kubernetes: {
-          rebalance: { interval: '5s', cooldown: '10s', window: '5s', minExcess: 3, maxFraction: '0.5' },
+          rebalance: {
+            intervalSeconds: 5,
+            cooldownSeconds: 10,
+            windowSeconds: 5,
+            minExcess: 3,
+            maxFraction: '0.5',
+          },
         },
         metrics: {
-          serviceMonitor: { enabled: true, interval: '2s', scrapeTimeout: '1s' },
+          serviceMonitor: { enabled: true, intervalSeconds: 2, scrapeTimeoutSeconds: 1 },
           prometheusRule: { enabled: true },
         },
       }),
