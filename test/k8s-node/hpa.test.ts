@@ -752,10 +752,19 @@ describe('the HPA and Prometheus on a real node', () => {
       )
       .toBeGreaterThan(0);
     events.peersMoved = Date.now();
-    const shed = await query(
-      `sum(relay_rebalance_shed_requested_total{namespace="${RELEASE_NS}",job="${job}"})`,
-    );
-    expect(Number(shed[0]?.value[1] ?? 0)).toBeGreaterThan(0);
+    // the leader counts the shed request before the peer moves, but Prometheus sees it only at the
+    // leader's next scrape (every 2 s): wait for that scrape
+    await expect
+      .poll(
+        async () => {
+          const shed = await query(
+            `sum(relay_rebalance_shed_requested_total{namespace="${RELEASE_NS}",job="${job}"})`,
+          );
+          return Number(shed[0]?.value[1] ?? 0);
+        },
+        { timeout: 30_000, interval: 1_000 },
+      )
+      .toBeGreaterThan(0);
   }, 480_000);
 
   it('every dashboard panel query and every alert input returns data during the scale-out run (or is listed as expected empty)', async () => {
