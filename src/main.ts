@@ -162,9 +162,9 @@ export async function startRelay(
             intervalMs: config.tlsReloadIntervalMs,
             apply: (pair) => listener.setCertificate(pair),
             onReloaded: () => logger.info({ cert: config.tls?.certFile }, 'TLS certificate reloaded'),
-            onError: (message) =>
+            onError: (err) =>
               logger.error(
-                { cert: config.tls?.certFile, err: message },
+                { err, cert: config.tls?.certFile },
                 'new TLS certificate refused; keeping the old one',
               ),
             onChecked: (result) => relayMetrics.tlsReloadChecks.labels(result).inc(),
