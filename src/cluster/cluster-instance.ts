@@ -17,7 +17,7 @@ import { MeshNetwork } from './mesh-network.js';
 import { MeshServer } from './mesh-server.js';
 import { Reaper } from './reaper.js';
 
-export interface ClusterNode {
+export interface ClusterInstance {
   readonly instanceId: string;
   readonly registry: PeerRegistry;
   readonly remote: RemoteDelivery;
@@ -40,7 +40,7 @@ export interface InstancePeers {
   peers: number;
 }
 
-export interface ClusterNodeOptions {
+export interface ClusterInstanceOptions {
   cluster: ClusterOptions;
   logger: Logger;
   metrics: MetricsRegistry;
@@ -50,12 +50,12 @@ export interface ClusterNodeOptions {
   /** Tests: faster or slower timings. */
   membershipTiming?: MembershipTiming;
   meshLimits?: Partial<MeshLimits>;
-  /** How long start waits for Redis before returning a not-ready node that keeps trying. */
+  /** How long start waits for Redis before returning a not-ready instance that keeps trying. */
   startupTimeoutMs?: number;
 }
 
-/** The parts of a running cluster node, for tests that need to reach inside. */
-export interface ClusterNodeInternals extends ClusterNode {
+/** The parts of a running cluster instance, for tests that need to reach inside. */
+export interface ClusterInstanceInternals extends ClusterInstance {
   readonly redisRegistry: RedisRegistry;
   readonly mesh: MeshNetwork;
   readonly membership: Membership;
@@ -66,7 +66,9 @@ export interface ClusterNodeInternals extends ClusterNode {
  * Starts cluster mode: the Redis registry, the mesh listener and links, the
  * heartbeat and the reaper. A new instance id per process start.
  */
-export async function startClusterNode(options: ClusterNodeOptions): Promise<ClusterNodeInternals> {
+export async function startClusterInstance(
+  options: ClusterInstanceOptions,
+): Promise<ClusterInstanceInternals> {
   const { cluster } = options;
   const instanceId = randomUUID();
   // Every part names its own component once: children of a logger with a component would repeat the key.
@@ -133,7 +135,7 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Clu
   await membership.start();
   logger.info(
     { mesh_listen: `${cluster.meshListen.host}:${meshPort}`, mesh_advertise: meshAddress },
-    'cluster node started',
+    'cluster instance started',
   );
 
   let closed = false;
@@ -185,7 +187,7 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Clu
       mesh.close();
       await server.close();
       await registry.close();
-      logger.info('cluster node stopped');
+      logger.info('cluster instance stopped');
     },
   };
 }
