@@ -94,18 +94,18 @@ describe('cluster instance', () => {
       () => peers.every((p) => events.of(p).at(-1) === `offline:${victim.instanceId}`),
       10_000,
     );
-    await eventually(async () =>
-      (await metricValue(metrics, 'relay_cluster_reaped_instances_total', { cause: 'expired' })) === 1
-        ? true
-        : undefined,
-    );
+    await expect
+      .poll(() => metricValue(metrics, 'relay_cluster_reaped_instances_total', { cause: 'expired' }), {
+        timeout: 10_000,
+      })
+      .toBe(1);
   });
 
   it('counts peers per live instance, idle instances included', async () => {
     const { instance: a } = await startInstance('pod-count-a');
     const { instance: b } = await startInstance('pod-count-b');
     for (const p of [peer('count-1'), peer('count-2'), peer('count-3')]) await a.registry.register(p);
-    await eventually(() => (b.membership.members.has(a.instanceId) ? true : undefined));
+    await eventually(() => b.membership.members.has(a.instanceId));
     const counts = await b.peersByInstance();
     expect(counts.sort((x, y) => x.podName.localeCompare(y.podName))).toEqual([
       { instance: a.instanceId, podName: 'pod-count-a', peers: 3 },
@@ -119,7 +119,7 @@ describe('cluster instance', () => {
     const peers = [peer('deleted-1'), peer('deleted-2')];
     for (const p of peers) await victim.registry.register(p);
     await events.waitFor(() => peers.every((p) => events.of(p).length === 1));
-    await eventually(() => (watcher.membership.members.has(victim.instanceId) ? true : undefined));
+    await eventually(() => watcher.membership.members.has(victim.instanceId));
     await crash(victim);
     expect(await watcher.reapPod('pod-k8s-victim')).toBe(2);
     await events.waitFor(() => peers.every((p) => events.of(p).at(-1) === `offline:${victim.instanceId}`));
@@ -145,10 +145,10 @@ describe('cluster instance', () => {
       () => peers.every((p) => events.of(p).at(-1) === `offline:${first.instanceId}`),
       5_000,
     );
-    await eventually(async () =>
-      (await metricValue(metrics, 'relay_cluster_reaped_instances_total', { cause: 'predecessor' })) === 1
-        ? true
-        : undefined,
-    );
+    await expect
+      .poll(() => metricValue(metrics, 'relay_cluster_reaped_instances_total', { cause: 'predecessor' }), {
+        timeout: 10_000,
+      })
+      .toBe(1);
   });
 });
