@@ -4,7 +4,7 @@ import type { Registry as MetricsRegistry } from 'prom-client';
 import type { ClusterOptions } from '../config/cluster-options.js';
 import type { PeerKey } from '../protocol/peer-id.js';
 import type { PeerRegistry } from '../registry/peer-registry.js';
-import { createRedisConnections } from '../registry/redis/connections.js';
+import { createRedisConnections, type RedisConnections } from '../registry/redis/connections.js';
 import { RedisKeys } from '../registry/redis/keys.js';
 import { RedisRegistryMetrics } from '../registry/redis-registry-metrics.js';
 import { RedisRegistry } from '../registry/redis-registry.js';
@@ -57,6 +57,8 @@ export interface ClusterInstanceOptions {
 /** The parts of a running cluster instance, for tests that need to reach inside. */
 export interface ClusterInstanceInternals extends ClusterInstance {
   readonly redisRegistry: RedisRegistry;
+  /** The registry's Redis connections, for tests that cut them. */
+  readonly redisConnections: RedisConnections;
   readonly mesh: MeshNetwork;
   readonly membership: Membership;
   readonly meshPort: number;
@@ -145,6 +147,7 @@ export async function startClusterInstance(
     instanceId,
     registry,
     redisRegistry: registry,
+    redisConnections: connections,
     remote: mesh,
     mesh,
     membership,

@@ -36,8 +36,8 @@ async function startInstance(
 async function crash(victim: ClusterInstanceInternals): Promise<void> {
   await victim.membership.close();
   victim.mesh.close();
-  victim.redisRegistry.connections.command.disconnect();
-  victim.redisRegistry.connections.subscriber.disconnect();
+  victim.redisConnections.command.disconnect();
+  victim.redisConnections.subscriber.disconnect();
   instances.splice(instances.indexOf(victim), 1);
 }
 

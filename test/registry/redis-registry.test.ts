@@ -146,7 +146,7 @@ describe('RedisRegistry on one Redis', () => {
     const resyncs = (): Promise<number> =>
       metricValue(a.metrics, 'relay_registry_resyncs_total', { reason: 'subscription_reconnect' });
     const resyncsBefore = await resyncs();
-    const subscriber = a.registry.connections.subscriber;
+    const subscriber = a.connections.subscriber;
     subscriber.disconnect(false);
     await eventually(() => a.registry.notReadyReason() !== undefined);
     expect(await b.registry.unregister(rGone)).toBe(true);
