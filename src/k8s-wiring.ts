@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { ClusterNode } from './cluster/cluster-node.js';
+import type { ClusterInstance } from './cluster/cluster-instance.js';
 import type { KubernetesSettings } from './k8s/k8s-settings.js';
 import { inClusterKubeConfig } from './k8s/kube-config.js';
 import { startKubernetes, type KubernetesIntegration } from './k8s/kubernetes.js';
@@ -8,20 +8,20 @@ import type { Relay } from './relay/relay.js';
 
 export interface ClusterOnKubernetesOptions {
   settings: KubernetesSettings;
-  node: ClusterNode;
+  cluster: ClusterInstance;
   relay: Relay;
   logger: Logger;
   metrics: Registry;
 }
 
 /**
- * Connects the Kubernetes integration to a cluster node (loaded only in a
+ * Connects the Kubernetes integration to a cluster instance (loaded only in a
  * cluster running on Kubernetes): the headless Service's pods steer the mesh,
  * a deleted pod is reaped at once, and the leader's rebalancing reads peers
  * per instance from Redis and sends its shed requests over the mesh.
  */
 export function startClusterOnK8s(options: ClusterOnKubernetesOptions): Promise<KubernetesIntegration> {
-  const { settings, node, relay, logger } = options;
+  const { settings, cluster, relay, logger } = options;
   return startKubernetes({
     namespace: settings.namespace,
     podName: settings.podName,
@@ -35,22 +35,22 @@ export function startClusterOnK8s(options: ClusterOnKubernetesOptions): Promise<
     metrics: options.metrics,
     hooks: {
       onSiblings: (siblings) => {
-        node.updateSiblingPods(new Set(siblings.map((s) => s.podName)));
+        cluster.updateSiblingPods(new Set(siblings.map((s) => s.podName)));
       },
       onPodDeleted: (podName) => {
-        node.reapPod(podName).catch((err: unknown) => {
+        cluster.reapPod(podName).catch((err: unknown) => {
           // The heartbeat expiry reaps it anyway, a little later.
           logger.warn({ err, pod: podName }, 'reaping a deleted pod failed');
         });
       },
       // The k8s layer leaves out pods out of rotation (see k8s/rotation.ts).
-      getPeersByInstance: () => node.peersByInstance(),
+      getPeersByInstance: () => cluster.peersByInstance(),
       requestShed: async (instance, count, windowMs) => {
-        if (instance === node.instanceId) {
+        if (instance === cluster.instanceId) {
           void relay.shed(count, windowMs);
           return;
         }
-        node.requestShed(instance, { count, windowMs });
+        cluster.requestShed(instance, { count, windowMs });
       },
     },
   });

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { HmacTokenValidator } from './auth/hmac-token.js';
-import type { ClusterNode } from './cluster/cluster-node.js';
+import type { ClusterInstance } from './cluster/cluster-instance.js';
 import { formatHost, type HostPort } from './net/host-port.js';
 import type { RelayConfig } from './config/relay-config.js';
 import type { KubernetesSettings } from './k8s/k8s-settings.js';
@@ -45,12 +45,12 @@ export interface StartRelayOptions {
 interface Backend {
   readonly registry: PeerRegistry;
   readonly remote?: RemoteDelivery;
-  readonly node?: ClusterNode;
+  readonly cluster?: ClusterInstance;
   notReadyReason(): string | undefined;
   close(): Promise<void>;
 }
 
-/** What the cluster node calls back into the relay, which exists only after the backend. */
+/** What the cluster instance calls back into the relay, which exists only after the backend. */
 interface RelayCallbacks {
   deliverLocal(peer: PeerKey, message: Buffer): boolean;
   shed(count: number, windowMs: number): void;
@@ -68,8 +68,8 @@ async function createBackend(
     });
     return { registry, notReadyReason: () => undefined, close: () => registry.close() };
   }
-  const { startClusterNode } = await import('./cluster/cluster-node.js');
-  const node = await startClusterNode({
+  const { startClusterInstance } = await import('./cluster/cluster-instance.js');
+  const cluster = await startClusterInstance({
     cluster: config.cluster,
     logger,
     metrics,
@@ -77,11 +77,11 @@ async function createBackend(
     onShedRequest: ({ count, windowMs }) => callbacks.shed(count, windowMs),
   });
   return {
-    registry: node.registry,
-    remote: node.remote,
-    node,
-    notReadyReason: () => node.notReadyReason(),
-    close: () => node.close(),
+    registry: cluster.registry,
+    remote: cluster.remote,
+    cluster,
+    notReadyReason: () => cluster.notReadyReason(),
+    close: () => cluster.close(),
   };
 }
 
@@ -162,9 +162,9 @@ export async function startRelay(
             intervalMs: config.tlsReloadIntervalMs,
             apply: (pair) => listener.setCertificate(pair),
             onReloaded: () => logger.info({ cert: config.tls?.certFile }, 'TLS certificate reloaded'),
-            onError: (message) =>
+            onError: (err) =>
               logger.error(
-                { cert: config.tls?.certFile, err: message },
+                { err, cert: config.tls?.certFile },
                 'new TLS certificate refused; keeping the old one',
               ),
             onChecked: (result) => relayMetrics.tlsReloadChecks.labels(result).inc(),
@@ -173,11 +173,11 @@ export async function startRelay(
         )
       : undefined;
   let k8s: KubernetesIntegration | undefined;
-  if (options.k8s && backend.node) {
+  if (options.k8s && backend.cluster) {
     const { startClusterOnK8s } = await import('./k8s-wiring.js');
     k8s = await startClusterOnK8s({
       settings: options.k8s,
-      node: backend.node,
+      cluster: backend.cluster,
       relay,
       logger,
       metrics,

@@ -142,7 +142,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     ws.on('close', (code) => this.#onSocketClosed(session, code));
     try {
       const url = await instanceUrl;
-      this.#logger.debug({ instanceUrl: url }, 'relay session established');
+      this.#logger.debug({ instance_url: url }, 'relay session established');
     } catch (err) {
       if (this.#state === 'connecting') this.#state = 'disconnected';
       throw err;

@@ -251,7 +251,7 @@ export class RelayManager extends EventEmitter<RelayManagerEvents> {
       return;
     }
     this.#adoptHome(client);
-    this.#logger.info({ instanceUrl: client.instanceUrl }, 'home relay reconnected');
+    this.#logger.info({ instance_url: client.instanceUrl }, 'home relay reconnected');
     this.emit('homeReconnected', client.instanceUrl as string);
   }
 

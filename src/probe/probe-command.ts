@@ -68,7 +68,7 @@ export async function runProbeCommand(args: string[]): Promise<void> {
   if (settings.onceTimeoutMs !== undefined) return checkOnce(probe, settings.onceTimeoutMs);
   const server = createMetricsServer(probe.registry);
   const address = await startEndpoint(server, { host: '', port: settings.metricsPort });
-  logger.info({ urls: settings.urls, metricsPort: address.port }, 'relay probe running');
+  logger.info({ urls: settings.urls, metrics_port: address.port }, 'relay probe running');
   await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals): void => {
       logger.info({ signal }, 'relay probe stopping');

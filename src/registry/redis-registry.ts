@@ -67,7 +67,6 @@ const MAINTENANCE_INTERVAL_MS = 1_000;
 export class RedisRegistry implements PeerRegistry {
   readonly instanceId: string;
   readonly store: RedisStore;
-  readonly #connections: RedisConnections;
   readonly #tokenFloorTtl: number;
   readonly #fanout: EventFanout;
   readonly #state: RegistryState;
@@ -80,7 +79,6 @@ export class RedisRegistry implements PeerRegistry {
 
   constructor(options: RedisRegistryOptions) {
     this.instanceId = options.instanceId;
-    this.#connections = options.connections;
     this.#tokenFloorTtl = options.tokenFloorTtlSeconds ?? 7 * 24 * 3600;
     const { logger, metrics } = options;
     this.#fanout = new EventFanout((err) => logger.error({ err }, 'peer event listener failed'));
@@ -138,11 +136,6 @@ export class RedisRegistry implements PeerRegistry {
 
   get epoch(): string | undefined {
     return this.#state.epoch;
-  }
-
-  /** The connections, for tests that cut them. */
-  get connections(): RedisConnections {
-    return this.#connections;
   }
 
   notReadyReason(): string | undefined {

@@ -16,7 +16,8 @@ export interface TlsReloaderOptions {
   /** Installs a pair for new handshakes; throws when the pair is unusable (key does not match …). */
   readonly apply: (pair: TlsPair) => void;
   readonly onReloaded: () => void;
-  readonly onError: (message: string) => void;
+  /** The pair was refused: the error of `apply` (or of loading the pair). */
+  readonly onError: (err: unknown) => void;
   readonly onChecked?: (result: TlsCheckResult) => void;
 }
 
@@ -63,7 +64,7 @@ export class TlsReloader {
       this.#options.apply(pair);
     } catch (err) {
       this.#lastBad = print;
-      this.#options.onError((err as Error).message);
+      this.#options.onError(err);
       return 'refused';
     }
     this.#current = print;

@@ -24,7 +24,7 @@ export async function startRegistry(
   options: RedisOptions,
   instanceId: string,
   connections: RedisConnections = createRedisConnections(options, `test-${instanceId}`),
-): Promise<{ registry: RedisRegistry; metrics: Registry; events: EventLog }> {
+): Promise<{ registry: RedisRegistry; metrics: Registry; events: EventLog; connections: RedisConnections }> {
   const metrics = new Registry();
   const registry = new RedisRegistry({
     connections,
@@ -36,7 +36,7 @@ export async function startRegistry(
   });
   const events = new EventLog(registry);
   await registry.start(10_000);
-  return { registry, metrics, events };
+  return { registry, metrics, events, connections };
 }
 
 /** Records a registry's events and lets a test await the next ones. */

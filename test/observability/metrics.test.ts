@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeAuthResponse } from '../../src/protocol/codec.js';
 import { RelayProcess } from '../support/relay-process.js';
 import { RelayTestClient } from '../support/relay-test-client.js';
 import { TEST_SECRET } from '../support/in-process-relay.js';
@@ -11,12 +12,6 @@ afterAll(async () => {
   await relay.stop();
 });
 
-function sample(text: string, name: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(name + ' ') || l.startsWith(name + '{'));
-  if (!line) throw new Error(`${name} missing from /metrics`);
-  return Number(line.slice(line.lastIndexOf(' ') + 1));
-}
-
 describe('/metrics and health endpoints', () => {
   it('exposes NetBird metric names with live values', async () => {
     const a = await RelayTestClient.connect(relay.url, { identifier: 'm-a', secret: TEST_SECRET });
@@ -24,15 +19,17 @@ describe('/metrics and health endpoints', () => {
     a.sendTransport(b.peerId, Buffer.alloc(100));
     await b.next();
     const again = await RelayTestClient.connect(relay.url, { identifier: 'm-a', secret: TEST_SECRET });
+    expect(await relay.metric('relay_peers')).toBe(2);
+    expect(await relay.metric('relay_peers_active')).toBe(1);
+    expect(await relay.metric('relay_peers_idle')).toBe(1);
+    expect(await relay.metric('relay_transfer_received_bytes_total')).toBe(138);
+    // The relayed message and one auth response per session (the relay names itself by its URL).
+    const authResponse = encodeAuthResponse(relay.url).length;
+    expect(await relay.metric('relay_transfer_sent_bytes_total')).toBe(138 + 3 * authResponse);
+    expect(await relay.metric('relay_peer_reconnections_total')).toBe(1);
+    expect(await relay.metric('relay_peer_authentication_time_milliseconds_count')).toBe(3);
+    expect(await relay.metric('relay_peer_store_time_milliseconds_count')).toBe(3);
     const text = await relay.metrics();
-    expect(sample(text, 'relay_peers')).toBe(2);
-    expect(sample(text, 'relay_peers_active')).toBe(1);
-    expect(sample(text, 'relay_peers_idle')).toBe(1);
-    expect(sample(text, 'relay_transfer_received_bytes_total')).toBe(138);
-    expect(sample(text, 'relay_transfer_sent_bytes_total')).toBeGreaterThanOrEqual(138);
-    expect(sample(text, 'relay_peer_reconnections_total')).toBe(1);
-    expect(sample(text, 'relay_peer_authentication_time_milliseconds_count')).toBe(3);
-    expect(sample(text, 'relay_peer_store_time_milliseconds_count')).toBe(3);
     for (const name of [
       'relay_dropped_messages_total',
       'relay_handshake_failures_total',

@@ -4,6 +4,7 @@ import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { eventually } from './eventually.js';
 import { freePort } from './free-port.js';
 import type { SelfSignedCert } from './self-signed-cert.js';
 
@@ -45,13 +46,9 @@ export async function redisCommand(port: number, command: string, timeoutMs = 1_
   });
 }
 
+/** Polls until `check` holds; a check that throws (the server not up yet) counts as not yet. */
 async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
+  await eventually(() => check().catch(() => false), timeoutMs, what);
 }
 
 /** How a client reaches a protected server: its password, and TLS with this certificate as CA. */

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { eventually } from './eventually.js';
 import { freePort } from './free-port.js';
 import { TEST_SECRET } from './in-process-relay.js';
 
@@ -85,15 +86,18 @@ export class RelayProcess {
 
   /** Polls /readyz until 200; fails with the process output if it exits or takes too long. */
   async waitReady(timeoutMs = 15_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
     let exited = false;
     void this.exited.then(() => (exited = true));
-    while (Date.now() < deadline) {
-      if (exited) throw new Error(`relay exited before ready:\n${this.output}`);
-      if ((await this.readiness()) === 200) return;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`relay not ready within ${timeoutMs} ms:\n${this.output}`);
+    await eventually(
+      async () => {
+        if (exited) throw new Error(`relay exited before ready:\n${this.output}`);
+        return (await this.readiness()) === 200;
+      },
+      timeoutMs,
+      'relay ready',
+    ).catch((err: Error) => {
+      throw exited ? err : new Error(`${err.message}:\n${this.output}`);
+    });
   }
 
   async metrics(): Promise<string> {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { kubeConfigWithTokenFile } from '../../../src/k8s/kube-config.js';
+import { eventually } from '../../support/eventually.js';
 import { freePort } from '../../support/free-port.js';
 import type { KubeTools } from './kube-tools.js';
 
@@ -92,26 +93,25 @@ async function makeCertificates(dir: string, extraSans: string[], frontProxy: bo
 
 const FRONT_PROXY_CLIENT = 'front-proxy-client';
 
+/** Polls until `check` holds (a throwing check counts as not yet); on timeout the log's tail says why. */
 async function waitFor(
   check: () => Promise<boolean>,
   what: string,
   timeoutMs: number,
   logFile?: string,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  let tail = '';
-  if (logFile) {
-    try {
-      tail = readFileSync(logFile, 'utf8').split('\n').slice(-30).join('\n');
-    } catch {
-      // no log
+  // A starting API server is asked every 200 ms, not at eventually's default pace: each check is a request.
+  await eventually(() => check().catch(() => false), timeoutMs, what, 200).catch((err: Error) => {
+    let tail = '';
+    if (logFile) {
+      try {
+        tail = readFileSync(logFile, 'utf8').split('\n').slice(-30).join('\n');
+      } catch {
+        // no log
+      }
     }
-  }
-  throw new Error(`timed out waiting for ${what}${tail ? `\n--- ${logFile}:\n${tail}` : ''}`);
+    throw new Error(`${err.message}${tail ? `\n--- ${logFile}:\n${tail}` : ''}`);
+  });
 }
 
 export interface KubeApiServerOptions {

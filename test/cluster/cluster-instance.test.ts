@@ -1,12 +1,12 @@
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startClusterNode, type ClusterNodeInternals } from '../../src/cluster/cluster-node.js';
+import { startClusterInstance, type ClusterInstanceInternals } from '../../src/cluster/cluster-instance.js';
 import type { ClusterOptions } from '../../src/config/cluster-options.js';
 import { RedisServer, stopAllRedis } from '../support/redis-server.js';
 import { EventLog, eventually, metricValue, peer, silentLogger } from './cluster-test-kit.js';
 
 let redis: RedisServer;
-const nodes: ClusterNodeInternals[] = [];
+const instances: ClusterInstanceInternals[] = [];
 
 function options(podName: string): ClusterOptions {
   return {
@@ -18,27 +18,27 @@ function options(podName: string): ClusterOptions {
   };
 }
 
-async function node(
+async function startInstance(
   podName: string,
-): Promise<{ node: ClusterNodeInternals; metrics: Registry; events: EventLog }> {
+): Promise<{ instance: ClusterInstanceInternals; metrics: Registry; events: EventLog }> {
   const metrics = new Registry();
-  const started = await startClusterNode({
+  const started = await startClusterInstance({
     cluster: options(podName),
     logger: silentLogger,
     metrics,
     deliverLocal: () => false,
   });
-  nodes.push(started);
-  return { node: started, metrics, events: new EventLog(started.registry) };
+  instances.push(started);
+  return { instance: started, metrics, events: new EventLog(started.registry) };
 }
 
-/** Stops a node the way kill -9 would: no unregister, no goodbye, its Redis entries stay behind. */
-async function crash(victim: ClusterNodeInternals): Promise<void> {
+/** Stops an instance the way kill -9 would: no unregister, no goodbye, its Redis entries stay behind. */
+async function crash(victim: ClusterInstanceInternals): Promise<void> {
   await victim.membership.close();
   victim.mesh.close();
-  victim.redisRegistry.connections.command.disconnect();
-  victim.redisRegistry.connections.subscriber.disconnect();
-  nodes.splice(nodes.indexOf(victim), 1);
+  victim.redisConnections.command.disconnect();
+  victim.redisConnections.subscriber.disconnect();
+  instances.splice(instances.indexOf(victim), 1);
 }
 
 beforeAll(async () => {
@@ -46,17 +46,16 @@ beforeAll(async () => {
 });
 
 afterEach(async () => {
-  await Promise.all(nodes.splice(0).map((n) => n.close()));
+  await Promise.all(instances.splice(0).map((n) => n.close()));
 });
 
 afterAll(async () => {
   await stopAllRedis();
 });
 
-describe('cluster node', () => {
+describe('cluster instance', () => {
   it('is ready once connected, and says why not while Redis is away', async () => {
-    const { node: a } = await node('pod-ready');
-    expect(a.notReadyReason()).toBeUndefined();
+    const { instance: a } = await startInstance('pod-ready');
     expect(a.notReadyReason()).toBeUndefined();
     await redis.kill();
     await eventually(() => a.notReadyReason() !== undefined);
@@ -68,14 +67,14 @@ describe('cluster node', () => {
   it('starts while Redis is unreachable (not ready) and becomes ready when Redis appears', async () => {
     await redis.kill();
     const metrics = new Registry();
-    const late = await startClusterNode({
+    const late = await startClusterInstance({
       cluster: options('pod-late'),
       logger: silentLogger,
       metrics,
       deliverLocal: () => false,
       startupTimeoutMs: 300,
     });
-    nodes.push(late);
+    instances.push(late);
     expect(late.notReadyReason()).toBeDefined();
     await expect(late.registry.register(peer('too-early'))).rejects.toThrow(/unavailable/);
     await redis.restart();
@@ -84,8 +83,8 @@ describe('cluster node', () => {
   });
 
   it('reaps a crashed instance once its heartbeat expires', async () => {
-    const { events, metrics } = await node('pod-watcher');
-    const { node: victim } = await node('pod-victim');
+    const { events, metrics } = await startInstance('pod-watcher');
+    const { instance: victim } = await startInstance('pod-victim');
     const peers = [peer('victim-1'), peer('victim-2')];
     for (const p of peers) await victim.registry.register(p);
     await events.waitFor(() => peers.every((p) => events.of(p).length === 1));
@@ -95,18 +94,18 @@ describe('cluster node', () => {
       () => peers.every((p) => events.of(p).at(-1) === `offline:${victim.instanceId}`),
       10_000,
     );
-    await eventually(async () =>
-      (await metricValue(metrics, 'relay_cluster_reaped_instances_total', { cause: 'expired' })) === 1
-        ? true
-        : undefined,
-    );
+    await expect
+      .poll(() => metricValue(metrics, 'relay_cluster_reaped_instances_total', { cause: 'expired' }), {
+        timeout: 10_000,
+      })
+      .toBe(1);
   });
 
   it('counts peers per live instance, idle instances included', async () => {
-    const { node: a } = await node('pod-count-a');
-    const { node: b } = await node('pod-count-b');
+    const { instance: a } = await startInstance('pod-count-a');
+    const { instance: b } = await startInstance('pod-count-b');
     for (const p of [peer('count-1'), peer('count-2'), peer('count-3')]) await a.registry.register(p);
-    await eventually(() => (b.membership.members.has(a.instanceId) ? true : undefined));
+    await eventually(() => b.membership.members.has(a.instanceId));
     const counts = await b.peersByInstance();
     expect(counts.sort((x, y) => x.podName.localeCompare(y.podName))).toEqual([
       { instance: a.instanceId, podName: 'pod-count-a', peers: 3 },
@@ -115,12 +114,12 @@ describe('cluster node', () => {
   });
 
   it('reaps the instances of a pod Kubernetes deleted at once, by pod name', async () => {
-    const { node: watcher, events, metrics } = await node('pod-k8s-watcher');
-    const { node: victim } = await node('pod-k8s-victim');
+    const { instance: watcher, events, metrics } = await startInstance('pod-k8s-watcher');
+    const { instance: victim } = await startInstance('pod-k8s-victim');
     const peers = [peer('deleted-1'), peer('deleted-2')];
     for (const p of peers) await victim.registry.register(p);
     await events.waitFor(() => peers.every((p) => events.of(p).length === 1));
-    await eventually(() => (watcher.membership.members.has(victim.instanceId) ? true : undefined));
+    await eventually(() => watcher.membership.members.has(victim.instanceId));
     await crash(victim);
     expect(await watcher.reapPod('pod-k8s-victim')).toBe(2);
     await events.waitFor(() => peers.every((p) => events.of(p).at(-1) === `offline:${victim.instanceId}`));
@@ -135,21 +134,21 @@ describe('cluster node', () => {
   });
 
   it('reaps its predecessor at once when a process starts under the same pod name', async () => {
-    const { events } = await node('pod-watcher');
-    const { node: first } = await node('pod-x');
+    const { events } = await startInstance('pod-watcher');
+    const { instance: first } = await startInstance('pod-x');
     const peers = [peer('pred-1'), peer('pred-2'), peer('pred-3')];
     for (const p of peers) await first.registry.register(p);
     await events.waitFor(() => peers.every((p) => events.of(p).length === 1));
     await crash(first);
-    const { metrics } = await node('pod-x');
+    const { metrics } = await startInstance('pod-x');
     await events.waitFor(
       () => peers.every((p) => events.of(p).at(-1) === `offline:${first.instanceId}`),
       5_000,
     );
-    await eventually(async () =>
-      (await metricValue(metrics, 'relay_cluster_reaped_instances_total', { cause: 'predecessor' })) === 1
-        ? true
-        : undefined,
-    );
+    await expect
+      .poll(() => metricValue(metrics, 'relay_cluster_reaped_instances_total', { cause: 'predecessor' }), {
+        timeout: 10_000,
+      })
+      .toBe(1);
   });
 });

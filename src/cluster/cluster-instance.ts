@@ -4,7 +4,7 @@ import type { Registry as MetricsRegistry } from 'prom-client';
 import type { ClusterOptions } from '../config/cluster-options.js';
 import type { PeerKey } from '../protocol/peer-id.js';
 import type { PeerRegistry } from '../registry/peer-registry.js';
-import { createRedisConnections } from '../registry/redis/connections.js';
+import { createRedisConnections, type RedisConnections } from '../registry/redis/connections.js';
 import { RedisKeys } from '../registry/redis/keys.js';
 import { RedisRegistryMetrics } from '../registry/redis-registry-metrics.js';
 import { RedisRegistry } from '../registry/redis-registry.js';
@@ -17,7 +17,7 @@ import { MeshNetwork } from './mesh-network.js';
 import { MeshServer } from './mesh-server.js';
 import { Reaper } from './reaper.js';
 
-export interface ClusterNode {
+export interface ClusterInstance {
   readonly instanceId: string;
   readonly registry: PeerRegistry;
   readonly remote: RemoteDelivery;
@@ -40,7 +40,7 @@ export interface InstancePeers {
   peers: number;
 }
 
-export interface ClusterNodeOptions {
+export interface ClusterInstanceOptions {
   cluster: ClusterOptions;
   logger: Logger;
   metrics: MetricsRegistry;
@@ -50,13 +50,15 @@ export interface ClusterNodeOptions {
   /** Tests: faster or slower timings. */
   membershipTiming?: MembershipTiming;
   meshLimits?: Partial<MeshLimits>;
-  /** How long start waits for Redis before returning a not-ready node that keeps trying. */
+  /** How long start waits for Redis before returning a not-ready instance that keeps trying. */
   startupTimeoutMs?: number;
 }
 
-/** The parts of a running cluster node, for tests that need to reach inside. */
-export interface ClusterNodeInternals extends ClusterNode {
+/** The parts of a running cluster instance, for tests that need to reach inside. */
+export interface ClusterInstanceInternals extends ClusterInstance {
   readonly redisRegistry: RedisRegistry;
+  /** The registry's Redis connections, for tests that cut them. */
+  readonly redisConnections: RedisConnections;
   readonly mesh: MeshNetwork;
   readonly membership: Membership;
   readonly meshPort: number;
@@ -66,7 +68,9 @@ export interface ClusterNodeInternals extends ClusterNode {
  * Starts cluster mode: the Redis registry, the mesh listener and links, the
  * heartbeat and the reaper. A new instance id per process start.
  */
-export async function startClusterNode(options: ClusterNodeOptions): Promise<ClusterNodeInternals> {
+export async function startClusterInstance(
+  options: ClusterInstanceOptions,
+): Promise<ClusterInstanceInternals> {
   const { cluster } = options;
   const instanceId = randomUUID();
   // Every part names its own component once: children of a logger with a component would repeat the key.
@@ -133,7 +137,7 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Clu
   await membership.start();
   logger.info(
     { mesh_listen: `${cluster.meshListen.host}:${meshPort}`, mesh_advertise: meshAddress },
-    'cluster node started',
+    'cluster instance started',
   );
 
   let closed = false;
@@ -143,6 +147,7 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Clu
     instanceId,
     registry,
     redisRegistry: registry,
+    redisConnections: connections,
     remote: mesh,
     mesh,
     membership,
@@ -185,7 +190,7 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Clu
       mesh.close();
       await server.close();
       await registry.close();
-      logger.info('cluster node stopped');
+      logger.info('cluster instance stopped');
     },
   };
 }
