@@ -1,4 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { MESH_FORWARD_DROP_REASONS, type MeshForwardDropReason } from './mesh-drop-reason.js';
 
 /**
  * Mesh traffic counted as plain numbers and read at scrape time: a frame
@@ -25,7 +26,7 @@ function collectDirections(counter: Counter<'direction'>, inTotal: number, outTo
 export class ClusterMetrics {
   readonly traffic = new MeshTraffic();
   readonly linksUp: Gauge;
-  readonly forwardDrops: Counter<'reason'>;
+  readonly #forwardDrops: Counter<'reason'>;
   readonly notHere: Counter<'direction'>;
   readonly authFailures: Counter<'reason'>;
   readonly protocolErrors: Counter<'reason'>;
@@ -71,12 +72,14 @@ export class ClusterMetrics {
         collectDirections(this, traffic.framesIn, traffic.framesOut);
       },
     });
-    this.forwardDrops = new Counter({
+    this.#forwardDrops = new Counter({
       name: 'relay_mesh_forward_drops_total',
       help: 'Transport messages for another instance that were dropped, by reason',
       labelNames: ['reason'],
       registers,
     });
+    // Drops are rare: a series born at the first one gives rate() nothing to compare it with.
+    for (const reason of MESH_FORWARD_DROP_REASONS) this.#forwardDrops.labels(reason).inc(0);
     this.notHere = new Counter({
       name: 'relay_mesh_not_here_total',
       help: '"Not here" answers (sent: a forwarded destination was not on this instance; received: a stale route)',
@@ -128,5 +131,9 @@ export class ClusterMetrics {
       help: 'Sessions of dead instances removed by this instance (each announced offline)',
       registers,
     });
+  }
+
+  countForwardDrops(reason: MeshForwardDropReason, messages = 1): void {
+    this.#forwardDrops.labels(reason).inc(messages);
   }
 }

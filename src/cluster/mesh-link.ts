@@ -146,11 +146,11 @@ export class MeshLink {
   /** Queues a transport message; false only when the link is closed. */
   enqueue(peer: PeerKey, message: Buffer): boolean {
     if (this.#closed) {
-      this.#context.metrics.forwardDrops.inc({ reason: 'link_closed' });
+      this.#context.metrics.countForwardDrops('link_closed');
       return false;
     }
     const dropped = this.#queue.push(peer, message);
-    if (dropped > 0) this.#context.metrics.forwardDrops.inc({ reason: 'flow_over_share' }, dropped);
+    if (dropped > 0) this.#context.metrics.countForwardDrops('flow_over_share', dropped);
     if (this.#socket) this.#scheduleFlush();
     else this.connect();
     return true;
@@ -220,7 +220,7 @@ export class MeshLink {
     this.#socket = undefined;
     socket?.close(1001, 'instance gone');
     const dropped = this.#queue.clear();
-    if (dropped > 0) this.#context.metrics.forwardDrops.inc({ reason: 'instance_gone' }, dropped);
+    if (dropped > 0) this.#context.metrics.countForwardDrops('instance_gone', dropped);
     if (socket) this.#context.onLinkStateChange();
   }
 

@@ -66,14 +66,14 @@ export class MeshNetwork implements RemoteDelivery {
     let link = this.#links.get(instance);
     if (!link) {
       if (this.#closed || instance === this.#context.localInstance) {
-        this.#context.metrics.forwardDrops.inc({ reason: 'unknown_instance' });
+        this.#context.metrics.countForwardDrops('unknown_instance');
         return false;
       }
       // A route can name an instance our member list has not caught up with: queue
       // on a link without an address and ask for the list now.
       const member = this.#members.get(instance);
       if (member && this.#departedPods.has(member.podName)) {
-        this.#context.metrics.forwardDrops.inc({ reason: 'instance_gone' });
+        this.#context.metrics.countForwardDrops('instance_gone');
         return false;
       }
       link = this.#addLink(instance, member?.meshAddress);

@@ -13,17 +13,20 @@ import {
 import { hasPeerIdShape, peerKeyAt, type PeerKey } from './peer-id.js';
 
 /** Why a message was refused; used as a metric label, so the set is closed. */
-export type ProtocolViolation =
-  | 'empty_message'
-  | 'bad_version'
-  | 'unknown_type'
-  | 'legacy_type'
-  | 'unexpected_type'
-  | 'oversize_message'
-  | 'truncated_message'
-  | 'bad_magic'
-  | 'bad_peer_id'
-  | 'bad_peer_list';
+export const PROTOCOL_VIOLATIONS = [
+  'empty_message',
+  'bad_version',
+  'unknown_type',
+  'legacy_type',
+  'unexpected_type',
+  'oversize_message',
+  'truncated_message',
+  'bad_magic',
+  'bad_peer_id',
+  'bad_peer_list',
+] as const;
+
+export type ProtocolViolation = (typeof PROTOCOL_VIOLATIONS)[number];
 
 export type Result<T> = { ok: true; value: T } | { ok: false; violation: ProtocolViolation };
 

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { MessageDropReason } from './relay-vocabulary.js';
+import { SESSION_CLOSE_REASONS, type MessageDropReason } from './relay-vocabulary.js';
 
 /** Seconds without transport traffic after which a peer counts as idle (NetBird uses the same split). */
 export const IDLE_AFTER_MS = 60_000;
@@ -125,6 +125,9 @@ export class RelayMetrics {
       labelNames: ['reason'],
       registers,
     });
+    // A series born at its first close has no earlier sample, so rate() over the
+    // burst of closes a rebalance or a drain makes returns nothing.
+    for (const reason of SESSION_CLOSE_REASONS) this.sessionCloses.labels(reason).inc(0);
     this.httpRefusals = new Counter({
       name: 'relay_http_connections_refused_total',
       help: 'Connections closed by an HTTP listener limit, by listener and reason',

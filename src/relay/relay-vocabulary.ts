@@ -1,8 +1,10 @@
-import type { ProtocolViolation } from '../protocol/codec.js';
+import { PROTOCOL_VIOLATIONS, type ProtocolViolation } from '../protocol/codec.js';
 
 // The relay's closed sets of outcomes: why a handshake failed, why a session
 // closed, why a message was dropped. Each is a metric label (snake_case) and
 // part of what the relay promises operators, so a new member is a README change.
+// The session-close set is also a list at run time: its counter starts every
+// reason at 0, so a dashboard's rate() has two samples before the first close.
 
 export type HandshakeFailure =
   | ProtocolViolation
@@ -18,29 +20,35 @@ export type HandshakeFailure =
   | WsFrameError;
 
 /** Frames ws refuses on its own (its error codes mapped in the session). */
-export type WsFrameError =
-  | 'ws_compressed_frame'
-  | 'ws_reserved_bits'
-  | 'ws_unmasked_frame'
-  | 'ws_invalid_opcode'
-  | 'ws_fragmented_control'
-  | 'ws_control_too_long'
-  | 'ws_invalid_close'
-  | 'ws_invalid_utf8';
+const WS_FRAME_ERRORS = [
+  'ws_compressed_frame',
+  'ws_reserved_bits',
+  'ws_unmasked_frame',
+  'ws_invalid_opcode',
+  'ws_fragmented_control',
+  'ws_control_too_long',
+  'ws_invalid_close',
+  'ws_invalid_utf8',
+] as const;
+
+export type WsFrameError = (typeof WS_FRAME_ERRORS)[number];
 
 export type MessageDropReason = 'queue_full' | 'session_closed' | 'unknown_peer' | 'not_routable';
 
-export type SessionCloseReason =
-  | ProtocolViolation
-  | 'client_close'
-  | 'socket_closed'
-  | 'health_check_timeout'
-  | 'replaced'
-  | 'superseded'
-  | 'registration_lost'
-  | 'control_overflow'
-  | 'subscription_limit'
-  | 'text_frame'
-  | 'drain'
-  | 'rebalance'
-  | WsFrameError;
+export const SESSION_CLOSE_REASONS = [
+  ...PROTOCOL_VIOLATIONS,
+  'client_close',
+  'socket_closed',
+  'health_check_timeout',
+  'replaced',
+  'superseded',
+  'registration_lost',
+  'control_overflow',
+  'subscription_limit',
+  'text_frame',
+  'drain',
+  'rebalance',
+  ...WS_FRAME_ERRORS,
+] as const;
+
+export type SessionCloseReason = (typeof SESSION_CLOSE_REASONS)[number];

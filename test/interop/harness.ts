@@ -196,18 +196,25 @@ export interface DriverEvent {
   event: string;
   url?: string;
   index?: number;
+  [k: string]: unknown;
 }
+
+/** Sends the driver one command line (on its stdin), for scenarios a controller steers. */
+export type DriverReply = (command: string) => void;
 
 /**
  * Runs the Go driver for one scenario. Lines with "event" go to onEvent
- * (awaited before the next line is handled); the line with "scenario" is the
- * result. The driver's stderr (NetBird client logs) goes to a log file.
+ * (awaited before the next line is handled) with a `reply` that writes a
+ * command to the driver's stdin; the line with "scenario" is the result. If
+ * onEvent throws, the driver's stdin is closed, so a driver waiting for a
+ * command ends instead of running into the timeout. The driver's stderr
+ * (NetBird client logs) goes to a log file.
  */
 export function runDriver(
   name: string,
   args: string[],
   timeoutMs: number,
-  onEvent?: (e: DriverEvent) => Promise<Record<string, unknown> | void>,
+  onEvent?: (e: DriverEvent, reply: DriverReply) => Promise<Record<string, unknown> | void>,
 ): Promise<ScenarioResult> {
   mkdirSync(LOG_DIR, { recursive: true });
   const logPath = join(LOG_DIR, `driver-${name}.log`);
@@ -217,6 +224,11 @@ export function runDriver(
     const child = spawn(INTEROP_BIN, args, { env: cleanEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
     live.add(child);
     child.stderr.pipe(log);
+    // a driver that exited before reading its command makes the write fail; its result says why
+    child.stdin.on('error', (err) => log.write(`[stdin] ${err.message}\n`));
+    const reply: DriverReply = (command) => {
+      if (child.stdin.writable) child.stdin.write(`${command}\n`);
+    };
     let result: ScenarioResult | undefined;
     const extra: Record<string, unknown> = {};
     let chain = Promise.resolve();
@@ -233,9 +245,10 @@ export function runDriver(
         if (typeof msg.event === 'string') {
           if (onEvent) {
             try {
-              Object.assign(extra, (await onEvent(msg as unknown as DriverEvent)) ?? {});
+              Object.assign(extra, (await onEvent(msg as unknown as DriverEvent, reply)) ?? {});
             } catch (err) {
               extra.controllerError = (err as Error).message;
+              child.stdin.end();
             }
           }
         } else if (typeof msg.scenario === 'string') {

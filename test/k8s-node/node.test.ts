@@ -3,9 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AppsV1Api, CoreV1Api, PolicyV1Api, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatPeerKey } from '../../src/protocol/peer-id.js';
 import { MessageType } from '../../src/protocol/constants.js';
-import { KubeApiServer } from '../k8s/support/kube-api-server.js';
+import { buildGoBinaries } from '../interop/harness.js';
 import {
   CHART_DIR,
   ensureKubeTools,
@@ -14,12 +13,14 @@ import {
   type KubeTools,
 } from '../k8s/support/kube-tools.js';
 import { TEST_SECRET } from '../support/in-process-relay.js';
-import { redisCommand } from '../support/redis-server.js';
 import { describeMessage, RelayTestClient } from '../support/relay-test-client.js';
-import { Controllers, NODE_BIN_DIR, requireNodeBinaries } from './support/control-plane.js';
+import { requireNodeBinaries } from './support/control-plane.js';
 import { exchange } from './support/exchange.js';
-import { KubeNode, KUBERNETES_SERVICE_IP, NODE_IP, NODE_NAME } from './support/kube-node.js';
-import { ensureImages, IMAGES_DIR, IMAGES_TIMEOUT_MS } from './support/oci-container.js';
+import { NODE_NAME, type KubeNode } from './support/kube-node.js';
+import { netbirdPairAcrossPods } from './support/netbird-service-pair.js';
+import { NodeCluster, PAUSE_IMAGE, REDIS_IMAGE, RELAY_IMAGE } from './support/node-cluster.js';
+import { ensureImages, IMAGES_TIMEOUT_MS } from './support/oci-container.js';
+import { podOfPeer } from './support/peer-pod.js';
 
 /**
  * The chart on a real node: kubelet + containerd + runc + CNI bridge +
@@ -28,17 +29,17 @@ import { ensureImages, IMAGES_DIR, IMAGES_TIMEOUT_MS } from './support/oci-conta
  * built; their probes, Service routing and pod deletion are the real ones.
  */
 
-const PAUSE_IMAGE = 'localhost/standin/pause:test';
-const RELAY_IMAGE = 'localhost/nb-cluster-relay:test';
-const REDIS_IMAGE = 'localhost/standin/redis:bookworm';
 /** A fixed ClusterIP, so the Redis URL does not depend on the DNS the helm test checks. */
 const REDIS_SERVICE_IP = '10.96.0.50';
 const RELEASE_NS = 'relay';
 const RELAY_SELECTOR = 'app.kubernetes.io/name=nb-cluster-relay,app.kubernetes.io/component=relay';
+/** The chart's exposed address here: the instance URL every client must hear, whatever its pod. */
+const EXPOSED_ADDRESS = 'rel://relay.test:443';
+/** NetBird's Go relay client (test/interop's driver); cached unless its sources changed. */
+const GO_BUILD_TIMEOUT_MS = 20 * 60_000;
 
 let tools: KubeTools;
-let api: KubeApiServer;
-let controllers: Controllers | undefined;
+let cluster: NodeCluster | undefined;
 let node: KubeNode | undefined;
 let core: CoreV1Api;
 let apps: AppsV1Api;
@@ -52,59 +53,30 @@ let redisPort = 0;
 /** ms from deleting alice's pod to bob hearing alice went offline; undefined: not within 15 s. */
 let offlineAfterMs: number | undefined;
 
-beforeAll(async () => {
-  tools = await ensureKubeTools();
-  await ensureImages();
-  requireNodeBinaries(['kubelet', 'kube-proxy', 'coredns']);
-  work = mkdtempSync(join(tmpdir(), 'nb-node-test-'));
-  api = await KubeApiServer.start(tools, {
-    advertiseAddress: NODE_IP,
-    extraServerSans: [`IP:${NODE_IP}`, `IP:${KUBERNETES_SERVICE_IP}`],
-  });
-  kubeconfig = api.writeAdminKubeconfigFile();
-  // the root-ca-cert publisher fills kube-root-ca.crt (the pods' ca.crt) from this file; without it
-  // it takes the kubeconfig's inline CA data, which a kubeconfig naming a CA file does not have
-  controllers = await Controllers.start(api, [`--root-ca-file=${api.caFile}`]);
-  const started = Date.now();
-  node = await KubeNode.start({
-    api,
-    binDir: NODE_BIN_DIR,
-    sandboxImage: PAUSE_IMAGE,
-    coredns: join(NODE_BIN_DIR, 'coredns'),
-    images: {
-      [PAUSE_IMAGE]: join(IMAGES_DIR, 'oci/pause'),
-      [RELAY_IMAGE]: join(IMAGES_DIR, 'oci/relay'),
-      [REDIS_IMAGE]: join(IMAGES_DIR, 'oci/redis'),
-    },
-  });
-  const kc = api.adminKubeConfig();
-  core = kc.makeApiClient(CoreV1Api);
-  apps = kc.makeApiClient(AppsV1Api);
-  policy = kc.makeApiClient(PolicyV1Api);
-  await until(async () => {
-    const conditions = (await core.readNode({ name: NODE_NAME }).catch(() => undefined))?.status?.conditions;
-    return conditions?.find((c) => c.type === 'Ready')?.status === 'True';
-  }, `node ${NODE_NAME} Ready`);
-  process.stderr.write(`[k8s-node] node Ready ${Date.now() - started} ms after containerd started\n`);
-}, KUBE_TOOLS_TIMEOUT_MS + IMAGES_TIMEOUT_MS);
+beforeAll(
+  async () => {
+    tools = await ensureKubeTools();
+    await ensureImages();
+    await buildGoBinaries(GO_BUILD_TIMEOUT_MS);
+    requireNodeBinaries(['kubelet', 'kube-proxy', 'coredns']);
+    work = mkdtempSync(join(tmpdir(), 'nb-node-test-'));
+    cluster = await NodeCluster.start(tools);
+    node = cluster.node;
+    kubeconfig = cluster.kubeconfig;
+    const kc = cluster.api.adminKubeConfig();
+    core = kc.makeApiClient(CoreV1Api);
+    apps = kc.makeApiClient(AppsV1Api);
+    policy = kc.makeApiClient(PolicyV1Api);
+    process.stderr.write(`[k8s-node] node Ready ${cluster.readyMs} ms after containerd started\n`);
+  },
+  KUBE_TOOLS_TIMEOUT_MS + IMAGES_TIMEOUT_MS + GO_BUILD_TIMEOUT_MS,
+);
 
 afterAll(async () => {
   for (const c of clients) c.terminate();
-  await node?.stop();
-  await controllers?.stop();
-  await api?.stop();
+  await cluster?.stop();
   if (work) rmSync(work, { recursive: true, force: true });
 }, 120_000);
-
-/** expect.poll for hooks (vitest allows it only inside a test). */
-async function until(check: () => Promise<boolean>, what: string, timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}\n${node?.logTail('kubelet') ?? ''}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
 
 async function ensureNamespace(name: string): Promise<void> {
   await core.createNamespace({ body: { metadata: { name } } });
@@ -149,13 +121,9 @@ async function connect(port: number, identifier: string): Promise<RelayTestClien
   return client;
 }
 
-/** The pod that holds a peer's newest session, from what Redis holds (route -> instance -> pod). */
-async function podOf(redisPort: number, peer: RelayTestClient): Promise<string> {
-  const route = await redisCommand(redisPort, `GET nbrelay:peer:{${formatPeerKey(peer.peerKey)}}`);
-  const instance = route.split('\r\n')[1]?.split('|')[1];
-  if (!instance) return '';
-  const info = await redisCommand(redisPort, `HGET nbrelay:{cluster}:info ${instance}`);
-  return info.split('\r\n')[1]?.split('|')[1] ?? '';
+/** The pod that holds a peer's newest session ('' while it has none). */
+function podOf(redisPort: number, peer: RelayTestClient): Promise<string> {
+  return podOfPeer(redisPort, peer.peerKey);
 }
 
 /**
@@ -298,7 +266,7 @@ describe('a real node', () => {
       JSON.stringify({
         image: { repository: 'localhost/nb-cluster-relay', tag: 'test', pullPolicy: 'Never' },
         replicaCount: 2,
-        relay: { exposedAddress: 'rel://relay.test:443', drainWindowSeconds: 2 },
+        relay: { exposedAddress: EXPOSED_ADDRESS, drainWindowSeconds: 2 },
         auth: { secret: TEST_SECRET },
         cluster: { redis: { url: `redis://${REDIS_SERVICE_IP}:6379/0` } },
         service: { type: 'ClusterIP' },
@@ -413,6 +381,44 @@ describe('a real node', () => {
   it("a peer subscribed on another pod hears that the deleted pod's peer went offline", () => {
     expect(offlineAfterMs).toBeDefined();
   });
+
+  it("NetBird's Go relay client through the Service: clients connect until two are on different pods, and those two exchange every packet size both ways", async () => {
+    const run = await netbirdPairAcrossPods({
+      url: `rel://127.0.0.1:${relayPort}`,
+      secret: TEST_SECRET,
+      instanceUrl: EXPOSED_ADDRESS,
+      podOf: (peer) => podOfPeer(redisPort, peer),
+      maxClients: 30,
+      timeoutMs: 180_000,
+    });
+    const paired: Record<string, unknown> = run.paired ?? {};
+    process.stderr.write(
+      `[k8s-node] NetBird Go client through the Service: ${run.pods.length} client(s) connected until two were on different pods (${JSON.stringify(run.pods)}); pair: ${String(paired.mtuReceivedAB)}+${String(paired.mtuReceivedBA)} packets of 1..${String(paired.maxSize)} B in ${String(paired.mtuPhaseMs)} ms, ${String(paired.bigReceivedAB)}+${String(paired.bigReceivedBA)} up to ${String(paired.bigMaxSize)} B; ${run.result.pass ? 'pass' : `FAIL: ${run.result.reason}`}\n`,
+    );
+    expect(run.result.pass, run.result.reason).toBe(true);
+    const livePods = new Set((await relayPods()).map((p) => p.metadata!.name!));
+    const [podI, podJ] = [run.pods[Number(paired.i)], run.pods[Number(paired.j)]];
+    expect(podI).not.toBe(podJ);
+    expect(livePods.has(podI!) && livePods.has(podJ!)).toBe(true);
+    // every packet, each way, arrived intact and in order: 2,000 of 1..1280 B, 200 of 1281..8782 B
+    expect(paired).toMatchObject({
+      pass: true,
+      mtuSentAB: 2000,
+      mtuReceivedAB: 2000,
+      mtuSentBA: 2000,
+      mtuReceivedBA: 2000,
+      bigSentAB: 200,
+      bigReceivedAB: 200,
+      bigSentBA: 200,
+      bigReceivedBA: 200,
+      mtuLost: 0,
+      mtuCorrupt: 0,
+      mtuReordered: 0,
+      bigLost: 0,
+      bigCorrupt: 0,
+      bigReordered: 0,
+    });
+  }, 240_000);
 
   it('helm upgrade rolls every pod: no peer is lost, each reconnects through the Service', async () => {
     const before = new Set((await relayPods()).map((p) => p.metadata!.name!));

@@ -38,8 +38,9 @@ type config struct {
 
 var cfg config
 
-// Scenarios run by "all" (graceful-shutdown needs a controller that stops a
-// relay when asked, so it only runs when named).
+// Scenarios run by "all" (graceful-shutdown and service-pair need a controller,
+// one that stops a relay when asked, one that steers over stdin, so they only
+// run when named).
 var allScenarios = []string{"connect", "exchange", "many-clients", "reconnect-race", "socket-death", "bad-tokens", "idle"}
 
 var scenarios = map[string]func(r *result){
@@ -51,6 +52,7 @@ var scenarios = map[string]func(r *result){
 	"bad-tokens":        scenarioBadTokens,
 	"idle":              scenarioIdle,
 	"graceful-shutdown": scenarioGracefulShutdown,
+	"service-pair":      scenarioServicePair,
 }
 
 func main() {

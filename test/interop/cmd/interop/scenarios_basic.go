@@ -124,24 +124,31 @@ func scenarioExchange(r *result) {
 	defer alice.close()
 	defer bob.close()
 
-	start := time.Now()
-	ab, ba := exchange(aB, bA, 1, 2, cfg.exchangeCount, mtuSizes(cfg.mtu), cfg.rate)
-	r.set("mtuPhaseMs", time.Since(start).Milliseconds())
-	r.set("maxSize", cfg.mtu)
-	if !setStats(r, "mtu", ab, ba) {
-		return
-	}
-	// Above the MTU, up to the largest message the client can read
-	// (8192 is NetBird's maximum interface MTU).
-	big := fixedSizes(cfg.mtu+1, 4000, 8192, maxPayload-1, maxPayload)
-	ab, ba = exchange(aB, bA, 3, 4, 200, big, 1000)
-	r.set("bigMaxSize", maxPayload)
-	if !setStats(r, "big", ab, ba) {
+	if !exchangeAllSizes(r, "", aB, bA, 1) {
 		return
 	}
 	if alice.isDisconnected() || bob.isDisconnected() {
 		r.failf("a client lost its relay connection during the exchange")
 	}
+}
+
+// exchangeAllSizes sends cfg.exchangeCount packets each way with sizes 1..MTU,
+// then 200 each way from MTU+1 up to the largest payload a client can read
+// (8192 is NetBird's maximum interface MTU), on streams firstStream..+3.
+// Stats go to r under prefix+"mtu…" and prefix+"big…"; false (and r failed)
+// at the first phase that lost, reordered or corrupted a packet.
+func exchangeAllSizes(r *result, prefix string, aB, bA *pconn, firstStream uint32) bool {
+	start := time.Now()
+	ab, ba := exchange(aB, bA, firstStream, firstStream+1, cfg.exchangeCount, mtuSizes(cfg.mtu), cfg.rate)
+	r.set(prefix+"mtuPhaseMs", time.Since(start).Milliseconds())
+	r.set(prefix+"maxSize", cfg.mtu)
+	if !setStats(r, prefix+"mtu", ab, ba) {
+		return false
+	}
+	big := fixedSizes(cfg.mtu+1, 4000, 8192, maxPayload-1, maxPayload)
+	ab, ba = exchange(aB, bA, firstStream+2, firstStream+3, 200, big, 1000)
+	r.set(prefix+"bigMaxSize", maxPayload)
+	return setStats(r, prefix+"big", ab, ba)
 }
 
 func scenarioManyClients(r *result) {
