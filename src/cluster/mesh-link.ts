@@ -1,8 +1,11 @@
-import WebSocket from 'ws';
 import { LastPeerKey } from '../protocol/last-peer-key.js';
 import type { PeerKey } from '../protocol/peer-id.js';
 import type { MeshLinkContext } from './mesh-link-options.js';
 import { MESH_HEADER, MESH_PATH, dialHeaders, isValidAcceptProof } from './mesh-auth.js';
+import type { MeshSocket } from './mesh-socket.js';
+import { dialUpgrade, type MeshDial } from './mesh-upgrade.js';
+import { WS_MAX_HEADER_SIZE } from './mesh-ws-frame.js';
+import { PeerIdBytesCache } from './peer-id-bytes-cache.js';
 import { MAX_MESSAGE_SIZE, PEER_ID_SIZE } from '../protocol/constants.js';
 import {
   NOT_HERE_RECORD_SIZE,
@@ -11,6 +14,7 @@ import {
   SHED_RECORD_SIZE,
   writeNotHereRecord,
   writeShedRecord,
+  MeshRecordType,
   writeTransportRecord,
   type MeshFrameVisitor,
   type MeshShedRequest,
@@ -18,10 +22,6 @@ import {
 import { MeshFairQueue } from './mesh-fair-queue.js';
 import { backoffDelayMs } from '../time/backoff.js';
 import type { TimerHandle } from '../time/clock.js';
-
-function zeroMask(mask: Buffer): void {
-  mask.fill(0);
-}
 
 /** How long the higher id waits for the lower one to dial before dialling itself. */
 const FALLBACK_DIAL_DELAY_MS = 250;
@@ -36,8 +36,11 @@ const PER_RECORD = RECORD_HEADER_SIZE + PEER_ID_SIZE;
  * higher one dials only when it has traffic waiting and no link (it may know
  * the lower one before the lower one knows it); if both links come up, both
  * sides keep the one the lower id dialled, so a pair settles on one link.
- * Messages wait in a bounded queue while the link is down and are written in
- * batches: one WebSocket frame carries every record queued at flush time.
+ * Messages are written in batches: one WebSocket frame carries every record
+ * waiting at flush time. While nothing waits in the fair queue (below
+ * saturation) a message is copied straight into the frame being filled; once
+ * frames back up, messages wait in the queue (bounded, fair per destination)
+ * and later frames are cut from it by round robin.
  */
 export class MeshLink {
   readonly remoteInstance: string;
@@ -54,9 +57,18 @@ export class MeshLink {
   /** Scratch lists a frame is built from (reused: nothing allocated per message). */
   readonly #takenIds: Buffer[] = [];
   readonly #takenMessages: Buffer[] = [];
-  /** Written frames' buffers, for the next ones (at most framesInFlight). */
+  /** Written frames' buffers, for the next ones (at most framesInFlight + 1). */
   readonly #framePool: Buffer[] = [];
   readonly #frameCapacity: number;
+  /**
+   * The frame being filled by direct copies (records from WS_MAX_HEADER_SIZE on, the
+   * header's room before them); it goes out at the next flush or when full.
+   */
+  #open: Buffer | undefined;
+  #openEnd = WS_MAX_HEADER_SIZE;
+  #openMessages = 0;
+  #openBytes = 0;
+  readonly #peerIds = new PeerIdBytesCache();
   readonly #notHere = new Set<PeerKey>();
   /** A shed request waiting for the next frame (a newer one replaces it). */
   #shed: MeshShedRequest | undefined;
@@ -64,8 +76,8 @@ export class MeshLink {
   // One slot per destination flow a frame interleaves (its round robin visits many peers in turn).
   readonly #destinations = new LastPeerKey(64);
   #address: string | undefined;
-  #socket: WebSocket | undefined;
-  #dialing: WebSocket | undefined;
+  #socket: MeshSocket | undefined;
+  #dialing: MeshDial | undefined;
   #inFlight = 0;
   #flushScheduled = false;
   #attempt = 0;
@@ -83,7 +95,7 @@ export class MeshLink {
     this.#address = address;
     this.dials = context.localInstance < remoteInstance;
     // A batch stops at frameBytes but its last record may overshoot by one message.
-    this.#frameCapacity = context.limits.frameBytes + PER_RECORD + MAX_MESSAGE_SIZE;
+    this.#frameCapacity = WS_MAX_HEADER_SIZE + context.limits.frameBytes + PER_RECORD + MAX_MESSAGE_SIZE;
     this.#queue = new MeshFairQueue(
       context.limits.queueMessages,
       context.limits.queueBytes,
@@ -108,11 +120,12 @@ export class MeshLink {
   }
 
   get isUp(): boolean {
-    return this.#socket?.readyState === WebSocket.OPEN;
+    return this.#socket?.isOpen === true;
   }
 
+  /** Messages not yet handed to the socket (the fair queue's and the open frame's). */
   get queued(): number {
-    return this.#queue.length;
+    return this.#queue.length + this.#openMessages;
   }
 
   /** Whether a dial is under way or scheduled: without one, no other socket can come up from this side. */
@@ -123,7 +136,11 @@ export class MeshLink {
   setAddress(address: string): void {
     const changed = address !== this.#address;
     this.#address = address;
-    if (changed && this.#dialing) this.#dialing.terminate();
+    if (changed && this.#dialing) {
+      this.#dialing.abort();
+      this.#dialing = undefined;
+      this.#scheduleRedial();
+    }
     this.connect();
   }
 
@@ -132,11 +149,11 @@ export class MeshLink {
     if (this.#closed || this.#socket || this.#dialing || this.#redialTimer || !this.#address) return;
     if (this.dials) {
       this.#dial(this.#address);
-    } else if (this.#queue.length > 0) {
+    } else if (this.queued > 0) {
       // Give the lower id a moment to dial first, then dial ourselves.
       this.#redialTimer = this.#context.clock.setTimeout(() => {
         this.#redialTimer = undefined;
-        if (!this.#socket && !this.#dialing && this.#address && this.#queue.length > 0 && !this.#closed) {
+        if (!this.#socket && !this.#dialing && this.#address && this.queued > 0 && !this.#closed) {
           this.#dial(this.#address);
         }
       }, FALLBACK_DIAL_DELAY_MS);
@@ -149,6 +166,9 @@ export class MeshLink {
       this.#context.metrics.countForwardDrops('link_closed');
       return false;
     }
+    // The common case below saturation: nothing waits, so there is no order or share to keep.
+    if (this.#queue.length === 0 && this.#socket?.isOpen === true && this.#copyIntoOpenFrame(peer, message))
+      return true;
     const dropped = this.#queue.push(peer, message);
     if (dropped > 0) this.#context.metrics.countForwardDrops('flow_over_share', dropped);
     if (this.#socket) this.#scheduleFlush();
@@ -176,14 +196,14 @@ export class MeshLink {
   }
 
   /** Takes over an authenticated socket (dialled or accepted); a previous one is dropped. */
-  attach(socket: WebSocket, direction: 'dialled' | 'accepted'): void {
+  attach(socket: MeshSocket, direction: 'dialled' | 'accepted'): void {
     if (this.#closed) {
       socket.close(1001, 'instance gone');
       return;
     }
     // Dialled by the lower id: from our side that is our own dial iff we are the lower id.
     const preferred = (direction === 'dialled') === this.dials;
-    if (!preferred && this.#socketPreferred && this.#socket?.readyState === WebSocket.OPEN) {
+    if (!preferred && this.#socketPreferred && this.#socket?.isOpen === true) {
       socket.close(1000, 'duplicate link');
       return;
     }
@@ -195,13 +215,12 @@ export class MeshLink {
     previous?.terminate();
     this.#context.metrics.linkConnects.inc({ direction });
     this.#context.logger.info({ remote_instance: this.remoteInstance, direction }, 'mesh link up');
-    socket.on('message', (data: Buffer, isBinary: boolean) => this.#onFrame(socket, data, isBinary));
-    socket.on('ping', () => (this.#heard = true));
-    socket.on('pong', () => (this.#heard = true));
-    socket.on('error', (err) =>
-      this.#context.logger.debug({ err, remote_instance: this.remoteInstance }, 'mesh link error'),
-    );
-    socket.once('close', () => this.#onClose(socket));
+    socket.start({
+      message: (data) => this.#onFrame(socket, data),
+      heard: () => (this.#heard = true),
+      protocolError: (reason) => this.#protocolError(socket, reason),
+      closed: () => this.#onClose(socket),
+    });
     const { clock, limits } = this.#context;
     clock.clearInterval(this.#keepaliveTimer);
     this.#keepaliveTimer = clock.setInterval(() => this.#keepalive(socket), limits.keepaliveIntervalMs);
@@ -215,11 +234,13 @@ export class MeshLink {
     this.#closed = true;
     this.#context.clock.clearTimeout(this.#redialTimer);
     this.#context.clock.clearInterval(this.#keepaliveTimer);
-    this.#dialing?.terminate();
+    this.#dialing?.abort();
+    this.#dialing = undefined;
     const socket = this.#socket;
     this.#socket = undefined;
     socket?.close(1001, 'instance gone');
-    const dropped = this.#queue.clear();
+    const dropped = this.#queue.clear() + this.#openMessages;
+    this.#discardOpenFrame();
     if (dropped > 0) this.#context.metrics.countForwardDrops('instance_gone', dropped);
     if (socket) this.#context.onLinkStateChange();
   }
@@ -235,53 +256,52 @@ export class MeshLink {
       this.#context.localInstance,
       this.remoteInstance,
     );
-    const socket = new WebSocket(`ws://${address}${MESH_PATH}`, {
+    const { handshakeTimeoutMs, maxPayload } = this.#context.limits;
+    const dial = dialUpgrade(
+      address,
+      MESH_PATH,
       headers,
-      handshakeTimeout: this.#context.limits.handshakeTimeoutMs,
-      maxPayload: this.#context.limits.maxPayload,
-      perMessageDeflate: false,
-      // Masking guards browsers' traffic against confused proxies; between pods it only costs a
-      // copy and an XOR of every forwarded byte on both ends. A zero key makes both no-ops.
-      generateMask: zeroMask,
-    });
-    this.#dialing = socket;
-    let verified = false;
-    socket.once('upgrade', (response) => {
-      const presented = response.headers[MESH_HEADER.proof];
-      verified = isValidAcceptProof(
-        this.#context.secret,
-        request,
-        typeof presented === 'string' ? presented : undefined,
-      );
-      if (!verified) {
-        this.#context.metrics.authFailures.inc({ reason: 'bad_accept_proof' });
-        this.#context.logger.warn(
-          { remote_instance: this.remoteInstance, address },
-          'mesh peer failed to prove the secret',
-        );
-        socket.terminate();
-      }
-    });
-    socket.once('open', () => {
-      if (this.#dialing === socket) this.#dialing = undefined;
-      if (!verified) return;
-      this.#attempt = 0;
-      this.attach(socket, 'dialled');
-    });
-    socket.on('error', (err) => {
-      this.#context.logger.debug({ err, remote_instance: this.remoteInstance, address }, 'mesh dial failed');
-    });
-    socket.once('close', () => {
-      if (this.#dialing === socket) {
+      { timeoutMs: handshakeTimeoutMs, maxPayload },
+      (outcome) => {
+        if (this.#dialing !== dial) {
+          if ('socket' in outcome) outcome.socket.terminate();
+          return;
+        }
         this.#dialing = undefined;
-        this.#scheduleRedial();
-      }
-    });
+        if ('error' in outcome) {
+          this.#context.logger.debug(
+            { err: outcome.error, remote_instance: this.remoteInstance, address },
+            'mesh dial failed',
+          );
+          this.#scheduleRedial();
+          return;
+        }
+        const presented = outcome.response.headers[MESH_HEADER.proof];
+        const verified = isValidAcceptProof(
+          this.#context.secret,
+          request,
+          typeof presented === 'string' ? presented : undefined,
+        );
+        if (!verified) {
+          this.#context.metrics.authFailures.inc({ reason: 'bad_accept_proof' });
+          this.#context.logger.warn(
+            { remote_instance: this.remoteInstance, address },
+            'mesh peer failed to prove the secret',
+          );
+          outcome.socket.terminate();
+          this.#scheduleRedial();
+          return;
+        }
+        this.#attempt = 0;
+        this.attach(outcome.socket, 'dialled');
+      },
+    );
+    this.#dialing = dial;
   }
 
   #scheduleRedial(): void {
     if (this.#closed || this.#redialTimer || this.#socket) return;
-    if (!this.dials && this.#queue.length === 0) return;
+    if (!this.dials && this.queued === 0) return;
     const { backoffBaseMs, backoffMaxMs } = this.#context.limits;
     // Half fixed, half random: spread the redials of many pods without ever redialling at once.
     const policy = {
@@ -297,7 +317,7 @@ export class MeshLink {
     }, wait);
   }
 
-  #onClose(socket: WebSocket): void {
+  #onClose(socket: MeshSocket): void {
     if (this.#socket !== socket) return;
     this.#socket = undefined;
     this.#context.clock.clearInterval(this.#keepaliveTimer);
@@ -306,7 +326,7 @@ export class MeshLink {
     this.#scheduleRedial();
   }
 
-  #keepalive(socket: WebSocket): void {
+  #keepalive(socket: MeshSocket): void {
     if (!this.#heard) {
       this.#context.logger.warn({ remote_instance: this.remoteInstance }, 'mesh link silent; dropping it');
       socket.terminate();
@@ -316,12 +336,10 @@ export class MeshLink {
     socket.ping();
   }
 
-  #onFrame(socket: WebSocket, data: Buffer, isBinary: boolean): void {
-    // After a protocol error (or any close) ws still hands over frames that were already on the
-    // wire while the close handshake runs: a link that sent malformed input delivers nothing more.
-    if (socket.readyState !== WebSocket.OPEN) return;
-    this.#heard = true;
-    if (!isBinary) return this.#protocolError(socket, 'text_frame');
+  #onFrame(socket: MeshSocket, data: Buffer): void {
+    // Frames already on the wire when a close began are not handed over by the socket; this
+    // guards a frame's own records: a link that sent malformed input delivers nothing more.
+    if (!socket.isOpen) return;
     this.#received = 0;
     this.#receivedBytes = 0;
     const problem = readMeshFrame(data, this.#visitor, this.#destinations);
@@ -332,7 +350,7 @@ export class MeshLink {
     traffic.bytesIn += this.#receivedBytes;
   }
 
-  #protocolError(socket: WebSocket, reason: string): void {
+  #protocolError(socket: MeshSocket, reason: string): void {
     this.#context.metrics.protocolErrors.inc({ reason });
     this.#context.logger.warn(
       { remote_instance: this.remoteInstance, reason },
@@ -347,14 +365,85 @@ export class MeshLink {
     setImmediate(this.#flush);
   }
 
+  /**
+   * Appends a transport record to the open frame (opening one if needed);
+   * false when it cannot take it now (full, and no frame may go out), so the
+   * message waits in the fair queue instead.
+   */
+  #copyIntoOpenFrame(peer: PeerKey, message: Buffer): boolean {
+    const { frameBytes, framesInFlight } = this.#context.limits;
+    const record = PER_RECORD + message.length;
+    let frame = this.#open;
+    if (frame !== undefined && this.#openEnd - WS_MAX_HEADER_SIZE + record > frameBytes) {
+      if (this.#inFlight >= framesInFlight) return false;
+      this.#sendOpenFrame(this.#socket as MeshSocket);
+      frame = undefined;
+    }
+    if (frame === undefined) {
+      frame = this.#framePool.pop() ?? Buffer.allocUnsafeSlow(this.#frameCapacity);
+      this.#open = frame;
+      this.#openEnd = WS_MAX_HEADER_SIZE;
+      this.#scheduleFlush();
+    }
+    let offset = this.#openEnd;
+    const length = PEER_ID_SIZE + message.length;
+    frame[offset] = MeshRecordType.Transport;
+    frame[offset + 1] = length >>> 8;
+    frame[offset + 2] = length & 0xff;
+    offset += RECORD_HEADER_SIZE;
+    frame.set(this.#peerIds.get(peer), offset);
+    frame.set(message, offset + PEER_ID_SIZE);
+    this.#openEnd = offset + length;
+    this.#openMessages++;
+    this.#openBytes += message.length;
+    return true;
+  }
+
+  #sendOpenFrame(socket: MeshSocket): void {
+    const frame = this.#open as Buffer;
+    const traffic = this.#context.metrics.traffic;
+    traffic.messagesOut += this.#openMessages;
+    traffic.bytesOut += this.#openBytes;
+    const end = this.#openEnd;
+    this.#open = undefined;
+    this.#openEnd = WS_MAX_HEADER_SIZE;
+    this.#openMessages = 0;
+    this.#openBytes = 0;
+    this.#write(socket, frame, end, true);
+  }
+
+  #discardOpenFrame(): void {
+    this.#open = undefined;
+    this.#openEnd = WS_MAX_HEADER_SIZE;
+    this.#openMessages = 0;
+    this.#openBytes = 0;
+  }
+
+  /** Hands a frame (records in `backing[WS_MAX_HEADER_SIZE, end)`) to the socket. */
+  #write(socket: MeshSocket, backing: Buffer, end: number, reusable: boolean): void {
+    const framesInFlight = this.#context.limits.framesInFlight;
+    this.#inFlight++;
+    this.#context.metrics.traffic.framesOut++;
+    socket.sendBinary(backing, WS_MAX_HEADER_SIZE, end, (err) => {
+      // Frame buffers are reused once written: no 64 KiB allocation (and GC) per batch.
+      if (reusable && this.#framePool.length <= framesInFlight) this.#framePool.push(backing);
+      if (this.#socket !== socket) return;
+      this.#inFlight--;
+      if (!err) this.#scheduleFlush();
+    });
+  }
+
   readonly #flush = (): void => {
     this.#flushScheduled = false;
     const socket = this.#socket;
-    if (!socket || socket.readyState !== WebSocket.OPEN) return;
+    if (!socket?.isOpen) return;
     const { frameBytes, framesInFlight } = this.#context.limits;
     const traffic = this.#context.metrics.traffic;
+    // The open frame holds the oldest messages (nothing was queued when they were copied).
+    if (this.#open !== undefined && this.#inFlight < framesInFlight) this.#sendOpenFrame(socket);
     while (
       this.#inFlight < framesInFlight &&
+      this.#open === undefined &&
       (this.#notHere.size > 0 || this.#queue.length > 0 || this.#shed !== undefined)
     ) {
       const control = this.#notHere.size * NOT_HERE_RECORD_SIZE + (this.#shed ? SHED_RECORD_SIZE : 0);
@@ -363,31 +452,22 @@ export class MeshLink {
       const count = this.#queue.take(frameBytes - control, PER_RECORD, ids, messages);
       let size = control + count * PER_RECORD;
       for (let i = 0; i < count; i++) size += (messages[i] as Buffer).length;
-      // Frame buffers are reused once written: no 64 KiB allocation (and GC) per batch.
-      const backing =
-        size <= this.#frameCapacity
-          ? (this.#framePool.pop() ?? Buffer.allocUnsafeSlow(this.#frameCapacity))
-          : undefined;
-      const frame = backing ? backing.subarray(0, size) : Buffer.allocUnsafe(size);
-      let offset = 0;
-      if (this.#shed) offset = writeShedRecord(frame, offset, this.#shed);
+      const reusable = WS_MAX_HEADER_SIZE + size <= this.#frameCapacity;
+      const backing = reusable
+        ? (this.#framePool.pop() ?? Buffer.allocUnsafeSlow(this.#frameCapacity))
+        : Buffer.allocUnsafe(WS_MAX_HEADER_SIZE + size);
+      let offset = WS_MAX_HEADER_SIZE;
+      if (this.#shed) offset = writeShedRecord(backing, offset, this.#shed);
       this.#shed = undefined;
-      for (const peer of this.#notHere) offset = writeNotHereRecord(frame, offset, peer);
+      for (const peer of this.#notHere) offset = writeNotHereRecord(backing, offset, peer);
       this.#notHere.clear();
       const bytes = size - control - count * PER_RECORD;
       for (let i = 0; i < count; i++) {
-        offset = writeTransportRecord(frame, offset, ids[i] as Buffer, messages[i] as Buffer);
+        offset = writeTransportRecord(backing, offset, ids[i] as Buffer, messages[i] as Buffer);
         // Let the source buffer go as soon as it is copied.
         messages[i] = undefined as unknown as Buffer;
       }
-      this.#inFlight++;
-      traffic.framesOut++;
-      socket.send(frame, { binary: true }, (err) => {
-        if (backing && this.#framePool.length < framesInFlight) this.#framePool.push(backing);
-        if (this.#socket !== socket) return;
-        this.#inFlight--;
-        if (!err) this.#scheduleFlush();
-      });
+      this.#write(socket, backing, offset, reusable);
       traffic.messagesOut += count;
       traffic.bytesOut += bytes;
     }

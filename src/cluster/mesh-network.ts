@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
-import type WebSocket from 'ws';
 import type { PeerKey } from '../protocol/peer-id.js';
 import type { RemoteDelivery } from '../relay/remote-delivery.js';
 import type { ClusterMetrics } from './cluster-metrics.js';
 import type { MeshShedRequest } from './mesh-frame.js';
 import { MeshLink } from './mesh-link.js';
+import type { MeshSocket } from './mesh-socket.js';
 import { DEFAULT_MESH_LIMITS, type MeshLinkContext, type MeshLimits } from './mesh-link-options.js';
 import type { MemberInfo } from './membership.js';
 import { backgroundClock, type Clock } from '../time/clock.js';
@@ -150,7 +150,7 @@ export class MeshNetwork implements RemoteDelivery {
   }
 
   /** An authenticated inbound link from `instance`. */
-  accept(socket: WebSocket, instance: string): void {
+  accept(socket: MeshSocket, instance: string): void {
     if (this.#closed) {
       socket.close(1001, 'shutting down');
       return;

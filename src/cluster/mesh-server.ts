@@ -3,7 +3,8 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { refuseUpgrade } from '../observability/upgrade-refusal.js';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { MeshSocket } from './mesh-socket.js';
+import { acceptUpgrade, wsUpgradeKey } from './mesh-upgrade.js';
 import type { HostPort } from '../net/host-port.js';
 import type { ClusterMetrics } from './cluster-metrics.js';
 import { MESH_HEADER, MESH_PATH, ReplayGuard, acceptProof, verifyDial } from './mesh-auth.js';
@@ -15,20 +16,23 @@ const DEFAULT_MAX_CONNECTIONS = 1_024;
 /** Connections not yet authenticated: a dial flood cannot hold more. */
 const DEFAULT_MAX_PENDING = 64;
 
+const STATUS_LINES = { 400: '400 Bad Request', 401: '401 Unauthorized', 404: '404 Not Found' } as const;
+
 /**
  * The mesh listener: accepts WebSocket links from other instances that prove
- * the cluster secret, refuses (401, logged, counted) everything else.
+ * the cluster secret, refuses (401, logged, counted) everything else. The
+ * upgrade is answered here and the socket framed by MeshSocket, not by a
+ * WebSocket library.
  */
 export class MeshServer {
   readonly #server: Server;
-  readonly #wss: WebSocketServer;
+  readonly #maxPayload: number;
   readonly #listen: HostPort;
   readonly #secret: string;
   readonly #instanceId: string;
   readonly #metrics: ClusterMetrics;
   readonly #logger: Logger;
   readonly #replay = new ReplayGuard();
-  readonly #proofs = new WeakMap<IncomingMessage, string>();
   readonly #sockets = new Set<Socket>();
   readonly #deadlines = new WeakMap<Socket, NodeJS.Timeout>();
   #pending = 0;
@@ -44,7 +48,7 @@ export class MeshServer {
     maxPendingConnections?: number;
     metrics: ClusterMetrics;
     logger: Logger;
-    accept: (socket: WebSocket, instance: string) => void;
+    accept: (socket: MeshSocket, instance: string) => void;
   }) {
     this.#listen = options.listen;
     this.#secret = options.secret;
@@ -52,15 +56,7 @@ export class MeshServer {
     this.#metrics = options.metrics;
     // The logger rate-limits repeated warnings (observability/logger), so a dial loop cannot flood it.
     this.#logger = options.logger;
-    this.#wss = new WebSocketServer({
-      noServer: true,
-      maxPayload: options.maxPayload,
-      perMessageDeflate: false,
-    });
-    this.#wss.on('headers', (headers, request) => {
-      const proof = this.#proofs.get(request);
-      if (proof) headers.push(`${MESH_HEADER.proof}: ${proof}`);
-    });
+    this.#maxPayload = options.maxPayload;
     const handshakeTimeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
     this.#server = createServer((_request, response) => {
       this.#metrics.authFailures.inc({ reason: 'bad_request' });
@@ -103,11 +99,13 @@ export class MeshServer {
       clearTimeout(this.#deadlines.get(request.socket));
       const path = (request.url ?? '').split('?')[0];
       if (path !== MESH_PATH) return this.#refuse(request, socket, 'bad_request', 404);
+      const key = wsUpgradeKey(request.headers);
+      if (key === undefined) return this.#refuse(request, socket, 'bad_request', 400);
       const verdict = verifyDial(this.#secret, this.#instanceId, request.headers, this.#replay);
       if (!verdict.ok) return this.#refuse(request, socket, verdict.reason, 401);
-      this.#proofs.set(request, acceptProof(this.#secret, verdict.request));
       this.#settlers.get(request.socket)?.();
-      this.#wss.handleUpgrade(request, socket, head, (ws) => options.accept(ws, verdict.request.from));
+      const proof = { [MESH_HEADER.proof]: acceptProof(this.#secret, verdict.request) };
+      options.accept(acceptUpgrade(socket, head, key, proof, this.#maxPayload), verdict.request.from);
     });
   }
 
@@ -124,13 +122,12 @@ export class MeshServer {
   }
 
   async close(): Promise<void> {
-    for (const client of this.#wss.clients) client.terminate();
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     for (const socket of this.#sockets) socket.destroy();
     await closed;
   }
 
-  #refuse(request: IncomingMessage, socket: Duplex, reason: string, status: 401 | 404): void {
+  #refuse(request: IncomingMessage, socket: Duplex, reason: string, status: 400 | 401 | 404): void {
     this.#metrics.authFailures.inc({ reason });
     this.#logger.warn(
       {
@@ -140,6 +137,6 @@ export class MeshServer {
       },
       'refused mesh connection',
     );
-    refuseUpgrade(socket, status === 401 ? '401 Unauthorized' : '404 Not Found');
+    refuseUpgrade(socket, STATUS_LINES[status]);
   }
 }
