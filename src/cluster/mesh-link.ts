@@ -4,7 +4,7 @@ import type { MeshLinkContext } from './mesh-link-options.js';
 import { MESH_HEADER, MESH_PATH, dialHeaders, isValidAcceptProof } from './mesh-auth.js';
 import type { MeshSocket } from './mesh-socket.js';
 import { dialUpgrade, type MeshDial } from './mesh-upgrade.js';
-import { WS_MAX_HEADER_SIZE } from './mesh-ws-frame.js';
+import { WS_MAX_HEADER_SIZE } from '../net/ws-frame.js';
 import { PeerIdBytesCache } from './peer-id-bytes-cache.js';
 import { MAX_MESSAGE_SIZE, PEER_ID_SIZE } from '../protocol/constants.js';
 import {

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { WsFrameReader, type WsFrameError } from './mesh-ws-frame-reader.js';
-import { WS_MAX_HEADER_SIZE, WsOpcode, wsClosePayload, wsFrame, writeWsHeader } from './mesh-ws-frame.js';
+import { WS_MAX_HEADER_SIZE, WsOpcode, wsClosePayload, wsFrame, writeWsHeader } from '../net/ws-frame.js';
 
 /** How long a closing link waits for the other side to end the connection before it is cut. */
 const CLOSE_LINGER_MS = 1_000;

@@ -1,4 +1,4 @@
-import { WS_MAX_CONTROL_PAYLOAD, WsOpcode } from './mesh-ws-frame.js';
+import { WS_MAX_CONTROL_PAYLOAD, WsOpcode } from '../net/ws-frame.js';
 
 /** Why a byte stream is not the mesh's WebSocket frames (the protocol-error counter's reasons). */
 export type WsFrameError = 'text_frame' | 'fragmented_frame' | 'bad_frame' | 'oversized_frame';

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { WsOpcode, writeWsHeader, wsHeaderSize } from '../net/ws-frame.js';
 
 /**
  * Bytes a message may have free in front of it, inside its own buffer, so
@@ -6,8 +7,6 @@ import type { Socket } from 'node:net';
  * them: the destination ID's last bytes, read before the message is sent).
  */
 export const FRAME_HEADER_ROOM = 4;
-
-const FIN_BINARY = 0x82;
 
 /**
  * Writes `message` as one unmasked, unfragmented binary WebSocket frame from
@@ -19,30 +18,15 @@ const FIN_BINARY = 0x82;
  */
 export function writeBinaryFrame(socket: Socket, message: Buffer, headerRoom: boolean): void {
   const length = message.length;
-  const headerSize = length < 126 ? 2 : length < 65_536 ? 4 : 10;
+  const headerSize = wsHeaderSize(length, false);
   if (headerRoom && headerSize <= FRAME_HEADER_ROOM) {
     const framed = Buffer.from(message.buffer, message.byteOffset - headerSize, headerSize + length);
-    writeHeader(framed, length);
+    writeWsHeader(framed, headerSize, WsOpcode.Binary, length, false);
     socket.write(framed);
     return;
   }
   const header = Buffer.allocUnsafe(headerSize);
-  writeHeader(header, length);
+  writeWsHeader(header, headerSize, WsOpcode.Binary, length, false);
   socket.write(header);
   socket.write(message);
-}
-
-function writeHeader(target: Buffer, length: number): void {
-  target[0] = FIN_BINARY;
-  if (length < 126) {
-    target[1] = length;
-  } else if (length < 65_536) {
-    target[1] = 126;
-    target[2] = length >>> 8;
-    target[3] = length & 0xff;
-  } else {
-    target[1] = 127;
-    target.writeUInt32BE(0, 2);
-    target.writeUInt32BE(length, 6);
-  }
 }

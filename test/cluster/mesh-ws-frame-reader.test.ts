@@ -7,7 +7,7 @@ import {
   wsClosePayload,
   wsFrame,
   writeWsHeader,
-} from '../../src/cluster/mesh-ws-frame.js';
+} from '../../src/net/ws-frame.js';
 
 type Seen = [kind: string, payload: string] | [kind: 'close', code: number | undefined, reason: string];
 
