@@ -34,8 +34,10 @@ export interface HeartbeatObserver {
 /**
  * Beats 2 per second with a 2 s expiry and looks for the dead 4 times per
  * second: a kill -9 is noticed in 1.5–2.3 s, inside the 3 s target, while a
- * stall shorter than ~1.5 s is not mistaken for death (and a longer one heals:
- * the instance notices it was reaped and restores its sessions).
+ * pod paused for less than ~1.5 s is not mistaken for death (and a longer pause
+ * heals: the instance notices it was reaped and restores its sessions). A stall
+ * of Redis itself is never taken for death: a member is dead only once Redis
+ * has processed several of the judge's own beats since the member's last one.
  */
 export const DEFAULT_MEMBERSHIP_TIMING: MembershipTiming = {
   heartbeatIntervalMs: 500,
@@ -182,7 +184,7 @@ export class Membership {
       return;
     this.#reapRunning = true;
     try {
-      const expired = await this.#store.expiredMembers(this.#timing.expiryMs);
+      const expired = await this.#store.expiredMembers(this.#timing.expiryMs, this.#instanceId);
       const others = expired.filter((instance) => instance !== this.#instanceId);
       if (others.length === 0) return;
       for (const instance of others) this.#onExpired(instance);

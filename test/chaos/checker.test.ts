@@ -113,6 +113,32 @@ describe('chaos checker', () => {
     expect(kinds(stale(500))).toEqual(['stale-session']);
   });
 
+  it('orders a peer’s sessions by the client’s dials, not by which ended first', () => {
+    // b#2 dials after b#1 is up, so it is the newer one, even though a burst of closes
+    // ends it 3 ms before b#1 (ending first called b#2 older: a stale-session of the newer one).
+    const burst = (...rest: [number, string, Record<string, unknown>?][]): string =>
+      history(
+        ...BASE,
+        [10, 'send', { peer: 'a', s: 1, to: 'b', seq: 1 }],
+        [11, 'recv', { peer: 'b', s: 1, from: 'a', fs: 1, seq: 1, dst: 'b' }],
+        [20, 'dial', { peer: 'b', s: 2 }],
+        [22, 'sess', { peer: 'b', s: 2, phase: 'up' }],
+        [500, 'send', { peer: 'a', s: 1, to: 'b', seq: 2 }],
+        [501, 'recv', { peer: 'b', s: 2, from: 'a', fs: 1, seq: 2, dst: 'b' }],
+        ...rest,
+        [900, 'sess', { peer: 'b', s: 2, phase: 'down' }],
+        [903, 'sess', { peer: 'b', s: 1, phase: 'down' }],
+        TAIL,
+      );
+    expect(kinds(burst())).toEqual([]);
+    // The older session receiving after the newer one did is still caught (ending last no longer hides it).
+    const stale = burst(
+      [699, 'send', { peer: 'a', s: 1, to: 'b', seq: 3 }],
+      [700, 'recv', { peer: 'b', s: 1, from: 'a', fs: 1, seq: 3, dst: 'b' }],
+    );
+    expect(kinds(stale)).toEqual(['stale-session']);
+  });
+
   it('catches a loss outside any fault window, and excuses one inside', () => {
     const lost = history(...BASE, [10_000, 'send', { peer: 'a', s: 1, to: 'b', seq: 1 }], TAIL);
     expect(kinds(lost)).toEqual(['loss']);

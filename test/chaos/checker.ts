@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
  * Events it understands (t = monotonic ms):
  *   run    {seed, topology, boundMs, rssBoundBytes}
  *   fault  {id, kind, phase: 'start'|'end'}         kind 'host-stall': the driver itself did not run
+ *   dial   {peer, s}                              session s of peer starts connecting (s counts up per peer)
  *   sess   {peer, s, phase: 'up'|'down'}         a client session authenticated / ended
  *   on     {peer, s, of}                          session s of peer saw `of` online
  *   off    {peer, s, of}                          ... saw `of` go offline
@@ -124,8 +125,10 @@ export function check(events: Event[]): Verdict {
   const sessionKey = (peer: unknown, s: unknown): string => `${str(peer)}#${str(s)}`;
   const upAt = new Map<string, number>();
   const downAt = new Map<string, number>();
+  const dialAt = new Map<string, number>();
   const sessionsOf = new Map<string, string[]>();
   for (const e of events) {
+    if (e.k === 'dial') dialAt.set(sessionKey(e.peer, e.s), e.t);
     if (e.k !== 'sess') continue;
     const key = sessionKey(e.peer, e.s);
     if (e.phase === 'up') {
@@ -137,12 +140,23 @@ export function check(events: Event[]): Verdict {
   }
 
   /*
-   * Which of two sessions of one peer the relay must treat as older: the one
-   * that ended first (it was replaced or closed), else the one that came up
-   * first. Client-side auth order is not used alone: two racing connections
-   * on different pods may authenticate in one order and register in the other.
+   * Which of two sessions of one peer the relay must treat as older. A session
+   * that started dialling after the other was up registered after it (the relay
+   * answers auth only once registered), so it is the newer one: the client's own
+   * order, certain whenever the history records the dial. Only for sessions that
+   * overlapped (two connections racing, or a history without dials) is the
+   * relay's choice inferred: the one that ended first (it was replaced or
+   * closed), else the one that came up first; auth order alone would not do, as
+   * racing connections on two pods may authenticate in one order and register in
+   * the other. Ending first alone misjudges two sessions closed in one burst.
    */
   const older = (x: string, y: string): boolean => {
+    const dialX = dialAt.get(x);
+    const dialY = dialAt.get(y);
+    const upX = upAt.get(x);
+    const upY = upAt.get(y);
+    if (dialY !== undefined && upX !== undefined && dialY >= upX) return true;
+    if (dialX !== undefined && upY !== undefined && dialX >= upY) return false;
     const dx = downAt.get(x) ?? Infinity;
     const dy = downAt.get(y) ?? Infinity;
     if (dx !== dy) return dx < dy;

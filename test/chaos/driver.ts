@@ -378,6 +378,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       if (asCurrent) later(() => void startSession(peer, true), 300);
       return;
     }
+    // Tells the checker that this session is newer than every one of the peer already up.
+    history.write('dial', { peer: peer.id, s });
     const client = new RelayClient({
       url: `rel://127.0.0.1:${slot.pod.process.port}`,
       peer: peer.id,

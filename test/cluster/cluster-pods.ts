@@ -21,11 +21,12 @@ export interface Pod {
 export async function startPod(
   name: string,
   redisEnv: Record<string, string>,
-  options: { meshPort?: number; advertisePort?: number; logLevel?: string } = {},
+  options: { meshPort?: number; advertisePort?: number; logLevel?: string; cliPath?: string } = {},
 ): Promise<Pod> {
   const meshPort = options.meshPort ?? (await freePort());
   const relay = await RelayProcess.start({
     exposedAddress: PUBLIC_URL,
+    ...(options.cliPath ? { cliPath: options.cliPath } : {}),
     env: {
       ...redisEnv,
       NB_CLUSTER_SECRET: CLUSTER_SECRET,

@@ -12,6 +12,8 @@ import { RedisServer, stopAllRedis } from '../support/redis-server.js';
 import { peer, silentLogger } from './cluster-test-kit.js';
 
 export interface StoreFixture {
+  /** The redis-server behind `store` (to pause it, or to open more connections to it). */
+  server: RedisServer;
   store: RedisStore;
   metrics: Registry;
   clusterMetrics: ClusterMetrics;
@@ -34,8 +36,8 @@ export function useStoreFixture(): StoreFixture {
   } as StoreFixture;
 
   beforeAll(async () => {
-    const server = await RedisServer.start();
-    redis = await failFastClient(server.url);
+    fixture.server = await RedisServer.start();
+    redis = await failFastClient(fixture.server.url);
     fixture.store = new RedisStore({ redis, keys: new RedisKeys('t') });
   });
 

@@ -18,6 +18,9 @@ import { hashSlot, slotTag } from './hash-slot.js';
  *   <p>:{cluster}:members  zset instance -> last heartbeat (Redis clock, ms)
  *   <p>:{cluster}:info     hash instance -> "mesh address|pod name"
  *   <p>:{cluster}:pods     hash pod name -> instance
+ *   <p>:{cluster}:beat     counter of every instance's beats, one INCR per beat
+ *   <p>:{cluster}:stamps   hash instance -> the counter's values at its last beats, oldest first,
+ *                          space-separated (lets a reaper tell a stalled Redis from dead members)
  *   <p>:events             pub/sub channel of peer events
  */
 export class RedisKeys {
@@ -27,6 +30,8 @@ export class RedisKeys {
   readonly members: string;
   readonly memberInfo: string;
   readonly pods: string;
+  readonly beatCounter: string;
+  readonly beatStamps: string;
   readonly routePattern: string;
   readonly #routeHead: string;
 
@@ -37,6 +42,8 @@ export class RedisKeys {
     this.members = `${prefix}:{cluster}:members`;
     this.memberInfo = `${prefix}:{cluster}:info`;
     this.pods = `${prefix}:{cluster}:pods`;
+    this.beatCounter = `${prefix}:{cluster}:beat`;
+    this.beatStamps = `${prefix}:{cluster}:stamps`;
     this.#routeHead = `${prefix}:peer:{`;
     this.routePattern = `${prefix}:peer:*`;
   }

@@ -15,9 +15,9 @@ const SCRIPTS = {
   nbRestore: { file: 'restore', keys: 3 },
   nbCompareAndDelete: { file: 'compare-and-delete', keys: 1 },
   nbEpoch: { file: 'epoch', keys: 1 },
-  nbHeartbeat: { file: 'heartbeat', keys: 4 },
-  nbExpiredMembers: { file: 'expired-members', keys: 1 },
-  nbForgetMember: { file: 'forget-member', keys: 3 },
+  nbHeartbeat: { file: 'heartbeat', keys: 6 },
+  nbExpiredMembers: { file: 'expired-members', keys: 3 },
+  nbForgetMember: { file: 'forget-member', keys: 4 },
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;

@@ -7,6 +7,12 @@ import { runScript, type RedisClient } from './scripts.js';
 
 const ROUTE_SCAN_BATCH = 1_000;
 const INDEX_SCAN_BATCH = 500;
+/**
+ * How many of its own beats a reaper must have had processed since another member's last beat
+ * before it may call that member dead (and how many beat stamps each member keeps): 4 beats of
+ * 500 ms span the 2 s expiry, so a kill -9 is still noticed about when the clock says so.
+ */
+export const OWN_BEATS_BEFORE_REAPING = 4;
 
 export interface Registered {
   token: number;
@@ -167,8 +173,8 @@ export class RedisStore {
     const [epoch, wasMember, predecessor, info] = (await runScript(
       this.#redis,
       'nbHeartbeat',
-      [keys.epoch, keys.members, keys.memberInfo, keys.pods],
-      [instance, member.meshAddress, member.podName, candidateEpoch],
+      [keys.epoch, keys.members, keys.memberInfo, keys.pods, keys.beatCounter, keys.beatStamps],
+      [instance, member.meshAddress, member.podName, candidateEpoch, OWN_BEATS_BEFORE_REAPING],
     )) as [string, number, string | null, string[]];
     return {
       epoch,
@@ -178,9 +184,20 @@ export class RedisStore {
     };
   }
 
-  /** Instances whose last beat is older than `expiryMs` by the Redis clock. */
-  async expiredMembers(expiryMs: number): Promise<string[]> {
-    return (await runScript(this.#redis, 'nbExpiredMembers', [this.keys.members], [expiryMs])) as string[];
+  /**
+   * Instances dead in the eyes of `judge`: their last beat is older than `expiryMs` by the Redis
+   * clock, and Redis has since processed OWN_BEATS_BEFORE_REAPING beats of the judge (so a Redis
+   * that stalled and then answers late makes nobody look dead). Instances of an earlier release,
+   * which keep no beat stamps, are judged by the clock alone.
+   */
+  async expiredMembers(expiryMs: number, judge: string): Promise<string[]> {
+    const keys = this.keys;
+    return (await runScript(
+      this.#redis,
+      'nbExpiredMembers',
+      [keys.members, keys.beatCounter, keys.beatStamps],
+      [expiryMs, judge, OWN_BEATS_BEFORE_REAPING],
+    )) as string[];
   }
 
   /** The instance that last claimed `podName`. */
@@ -225,7 +242,7 @@ export class RedisStore {
     const forgotten = await runScript(
       this.#redis,
       'nbForgetMember',
-      [keys.members, keys.memberInfo, keys.pods],
+      [keys.members, keys.memberInfo, keys.pods, keys.beatStamps],
       [instance, expiryMs, evenIfAlive ? '1' : '0'],
     );
     // A slow but living instance beat again: it restores its own index and sessions.

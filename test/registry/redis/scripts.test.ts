@@ -177,14 +177,31 @@ describe('restore.lua', () => {
 });
 
 describe('membership scripts', () => {
-  const clusterKeys = [keys.epoch, keys.members, keys.memberInfo, keys.pods];
+  const clusterKeys = [
+    keys.epoch,
+    keys.members,
+    keys.memberInfo,
+    keys.pods,
+    keys.beatCounter,
+    keys.beatStamps,
+  ];
+  const stampsKept = 4;
   const beat = async (instance: string, pod: string): Promise<[string, number, string | null, string[]]> =>
     (await runScript(redis, 'nbHeartbeat', clusterKeys, [
       instance,
       `10.0.0.1:${pod}`,
       pod,
       `epoch-of-${instance}`,
+      stampsKept,
     ])) as [string, number, string | null, string[]];
+  const expiredKeys = [keys.members, keys.beatCounter, keys.beatStamps];
+  const expired = async (expiryMs: number, judge: string, ownBeats = stampsKept): Promise<string[]> =>
+    (await runScript(redis, 'nbExpiredMembers', expiredKeys, [expiryMs, judge, ownBeats])) as string[];
+  /** Moves an instance's last beat `ms` back on the Redis clock (instead of waiting). */
+  const age = async (instance: string, ms: number): Promise<void> => {
+    const beatMs = Number(await redis.zscore(keys.members, instance));
+    await redis.zadd(keys.members, 'XX', beatMs - ms, instance);
+  };
 
   it('creates the epoch once, reports membership and the predecessor of a pod name', async () => {
     expect(await beat('i1', 'pod-a')).toEqual(['epoch-of-i1', 0, null, ['i1', '10.0.0.1:pod-a|pod-a']]);
@@ -197,17 +214,16 @@ describe('membership scripts', () => {
   it('lists expired members and forgets them unless they beat again', async () => {
     await beat('i1', 'pod-a');
     await beat('i2', 'pod-b');
-    expect(await runScript(redis, 'nbExpiredMembers', [keys.members], [10_000])).toEqual([]);
-    // i1's last beat 120 ms ago by the Redis clock, without waiting: its score moves back.
-    const i1BeatMs = Number(await redis.zscore(keys.members, 'i1'));
-    await redis.zadd(keys.members, 'XX', i1BeatMs - 120, 'i1');
-    await beat('i2', 'pod-b');
-    expect(await runScript(redis, 'nbExpiredMembers', [keys.members], [100])).toEqual(['i1']);
+    expect(await expired(10_000, 'i2')).toEqual([]);
+    // i1's last beat 120 ms ago by the Redis clock, and i2 beat 4 times since.
+    await age('i1', 120);
+    for (let i = 0; i < stampsKept; i++) await beat('i2', 'pod-b');
+    expect(await expired(100, 'i2')).toEqual(['i1']);
     const forget = async (instance: string, force = '0'): Promise<number> =>
       (await runScript(
         redis,
         'nbForgetMember',
-        [keys.members, keys.memberInfo, keys.pods],
+        [keys.members, keys.memberInfo, keys.pods, keys.beatStamps],
         [instance, 100, force],
       )) as number;
     expect(await forget('i2')).toBe(0);
@@ -215,8 +231,53 @@ describe('membership scripts', () => {
     expect(await redis.zrange(keys.members, 0, -1)).toEqual(['i2']);
     expect(await redis.hkeys(keys.memberInfo)).toEqual(['i2']);
     expect(await redis.hgetall(keys.pods)).toEqual({ 'pod-b': 'i2' });
+    expect(await redis.hkeys(keys.beatStamps)).toEqual(['i2']);
     expect(await forget('i2', '1')).toBe(1);
-    expect(await redis.exists(keys.members, keys.memberInfo, keys.pods)).toBe(0);
+    expect(await redis.exists(keys.members, keys.memberInfo, keys.pods, keys.beatStamps)).toBe(0);
+  });
+
+  it('calls a late member dead only once Redis has processed enough of the judge’s own beats since', async () => {
+    await beat('i1', 'pod-a');
+    await beat('i2', 'pod-b');
+    // Late by the clock, as after a stall in which Redis processed nobody's beats.
+    await age('i1', 5_000);
+    await age('i2', 5_000);
+    expect(await expired(100, 'i2')).toEqual([]);
+    // i2's first beat already followed i1's: two more make three, one short.
+    for (let i = 2; i < stampsKept; i++) await beat('i2', 'pod-b');
+    expect(await expired(100, 'i2')).toEqual([]);
+    await beat('i2', 'pod-b');
+    expect(await expired(100, 'i2')).toEqual(['i1']);
+    // Only the last beats count: i1 beating once puts it four of i2's beats away again.
+    await beat('i1', 'pod-a');
+    await age('i1', 5_000);
+    expect(await expired(100, 'i2')).toEqual([]);
+    // A judge never finds itself dead by its own beats.
+    await age('i2', 5_000);
+    expect(await expired(100, 'i2')).toEqual([]);
+    expect(await redis.hget(keys.beatStamps, 'i2')).toBe('2 3 4 5');
+  });
+
+  it('judges a member of an earlier release (no beat stamps) by the clock alone', async () => {
+    await beat('i2', 'pod-b');
+    await redis.zadd(keys.members, Number(await redis.zscore(keys.members, 'i2')) - 5_000, 'old');
+    await redis.hset(keys.memberInfo, 'old', '10.0.0.2:7000|pod-old');
+    expect(await expired(100, 'i2')).toEqual(['old']);
+  });
+
+  it('starts the judgement over when the beat counter went back', async () => {
+    for (let i = 0; i < 3; i++) await beat('i1', 'pod-a');
+    await beat('i2', 'pod-b');
+    await age('i1', 5_000);
+    // The counter is lost (not the stamps): i1's last stamp (3) lies in the counter's future.
+    await redis.del(keys.beatCounter);
+    await beat('i2', 'pod-b');
+    await beat('i2', 'pod-b');
+    expect(await redis.hget(keys.beatStamps, 'i2')).toBe('1 2');
+    expect(await expired(100, 'i2')).toEqual([]);
+    expect(await redis.hget(keys.beatStamps, 'i1')).toBe('2');
+    for (let i = 0; i < stampsKept; i++) await beat('i2', 'pod-b');
+    expect(await expired(100, 'i2')).toEqual(['i1']);
   });
 });
 

@@ -132,6 +132,6 @@ describe('RedisStore membership and reaping', () => {
     expect(await store.forgetMember('dead', 10_000, { evenIfAlive: true })).toBe(true);
     expect(await store.sessionCount('dead')).toBe(0);
     expect(await store.instanceOfPod('relay-1')).toBeUndefined();
-    expect(await store.expiredMembers(0)).toEqual([]);
+    expect(await store.expiredMembers(0, 'me')).toEqual([]);
   });
 });

@@ -1,6 +1,6 @@
 -- Removes a reaped instance from the member tables, unless it beat again in the
 -- meantime (it was only slow; it re-registers its sessions itself).
--- KEYS[1] members zset, KEYS[2] member info hash, KEYS[3] pods hash.
+-- KEYS[1] members zset, KEYS[2] member info hash, KEYS[3] pods hash, KEYS[4] beat stamps hash.
 -- ARGV: instance, expiry ms, "1" to remove regardless of its last beat (predecessor of a restarted pod).
 -- Returns 1 when removed, 0 when the instance is alive again (or already gone).
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
@@ -19,5 +19,6 @@ if info then
   end
 end
 redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
 redis.call('ZREM', KEYS[1], ARGV[1])
 return 1

@@ -1,8 +1,12 @@
 -- One beat of an instance: refreshes its liveness score (Redis clock, so pods'
 -- clocks do not matter), its mesh address and pod name, and claims its pod name.
+-- It also stamps the beat with the next value of a counter shared by every
+-- instance, keeping its last ARGV[5] stamps: expired-members.lua compares them
+-- to tell members that stopped beating from a Redis that processed nobody's beats.
 -- KEYS[1] epoch, KEYS[2] members (zset instance -> last beat ms),
--- KEYS[3] member info (hash instance -> "mesh address|pod name"), KEYS[4] pods (hash pod -> instance).
--- ARGV: instance, mesh address, pod name, candidate epoch.
+-- KEYS[3] member info (hash instance -> "mesh address|pod name"), KEYS[4] pods (hash pod -> instance),
+-- KEYS[5] beat counter, KEYS[6] beat stamps (hash instance -> "stamp stamp ...", oldest first).
+-- ARGV: instance, mesh address, pod name, candidate epoch, how many stamps to keep.
 -- Returns { epoch, 1 if the instance was a member before this beat, predecessor instance of
 -- this pod name or false, member info as a flat list }.
 local epoch = redis.call('GET', KEYS[1])
@@ -20,4 +24,19 @@ redis.call('HSET', KEYS[4], ARGV[3], ARGV[1])
 if predecessor == ARGV[1] then
   predecessor = false
 end
+
+local stamp = redis.call('INCR', KEYS[5])
+local stamps = {}
+for value in string.gmatch(redis.call('HGET', KEYS[6], ARGV[1]) or '', '%d+') do
+  -- A stamp not below the new one predates a counter that went back (Redis lost it): dropped.
+  if tonumber(value) < stamp then
+    stamps[#stamps + 1] = value
+  end
+end
+stamps[#stamps + 1] = string.format('%.0f', stamp)
+while #stamps > tonumber(ARGV[5]) do
+  table.remove(stamps, 1)
+end
+redis.call('HSET', KEYS[6], ARGV[1], table.concat(stamps, ' '))
+
 return { epoch, was_member, predecessor or false, redis.call('HGETALL', KEYS[3]) }
