@@ -14,7 +14,12 @@ import { LastPeerKey } from '../protocol/last-peer-key.js';
 import { formatPeerKey, peerKeyFromBytes, type PeerKey } from '../protocol/peer-id.js';
 import type { Logger } from '../observability/logger.js';
 import type { RelayMetrics } from './relay-metrics.js';
-import type { HandshakeFailure, SessionCloseReason, WsFrameError } from './relay-vocabulary.js';
+import {
+  ORDERLY_CLOSE_REASONS,
+  type HandshakeFailure,
+  type SessionCloseReason,
+  type WsFrameError,
+} from './relay-vocabulary.js';
 import type { Registration } from '../registry/peer-registry.js';
 import { SendQueue, type SendQueueLimits } from './send-queue.js';
 import type { WriteBatcher } from './write-batcher.js';
@@ -323,17 +328,7 @@ export class PeerSession {
   }
 }
 
-/** Ends that are not the peer's fault: closed with a normal WebSocket code. */
-const ORDERLY_CLOSES: ReadonlySet<SessionCloseReason> = new Set<SessionCloseReason>([
-  'client_close',
-  'socket_closed',
-  'health_check_timeout',
-  'replaced',
-  'superseded',
-  'registration_lost',
-  'drain',
-  'rebalance',
-]);
+const ORDERLY_CLOSES: ReadonlySet<SessionCloseReason> = new Set<SessionCloseReason>(ORDERLY_CLOSE_REASONS);
 
 function isViolation(reason: SessionCloseReason): boolean {
   return !ORDERLY_CLOSES.has(reason);

@@ -35,19 +35,24 @@ export type WsFrameError = (typeof WS_FRAME_ERRORS)[number];
 
 export type MessageDropReason = 'queue_full' | 'session_closed' | 'unknown_peer' | 'not_routable';
 
-export const SESSION_CLOSE_REASONS = [
-  ...PROTOCOL_VIOLATIONS,
+/** Ends that are not the peer's fault: closed with a normal WebSocket code. */
+export const ORDERLY_CLOSE_REASONS = [
   'client_close',
   'socket_closed',
   'health_check_timeout',
   'replaced',
   'superseded',
   'registration_lost',
+  'drain',
+  'rebalance',
+] as const;
+
+export const SESSION_CLOSE_REASONS = [
+  ...PROTOCOL_VIOLATIONS,
+  ...ORDERLY_CLOSE_REASONS,
   'control_overflow',
   'subscription_limit',
   'text_frame',
-  'drain',
-  'rebalance',
   ...WS_FRAME_ERRORS,
 ] as const;
 
