@@ -185,14 +185,6 @@ export async function startRelay(
   } else if (options.k8s) {
     logger.info('running in Kubernetes without Redis: standalone, so no sibling discovery or rebalancing');
   }
-  // A broken API watch is reported, not made a reason to refuse peers: the data path does not need
-  // the API, and every pod would go unready at once during an API server outage.
-  const healthServer = createHealthServer(
-    notReadyReason,
-    () => k8s?.notReadyReason(),
-    (reason) => relayMetrics.httpRefusals.labels('health', reason).inc(),
-  );
-  const healthAddress = await startEndpoint(healthServer, config.healthListen);
   const metricsServer = createMetricsServer(metrics, (reason) =>
     relayMetrics.httpRefusals.labels('metrics', reason).inc(),
   );
@@ -216,6 +208,16 @@ export async function startRelay(
     stunLog.info({ ports: config.stun.ports }, 'STUN server listening');
   }
 
+  // A broken API watch is reported, not made a reason to refuse peers: the data path does not need
+  // the API, and every pod would go unready at once during an API server outage.
+  const healthServer = createHealthServer(
+    notReadyReason,
+    () => k8s?.notReadyReason(),
+    (reason) => relayMetrics.httpRefusals.labels('health', reason).inc(),
+  );
+  // Readiness is served last: a pod that reports ready has bound every listener (a port taken
+  // later would end the process after it was put in rotation).
+  const healthAddress = await startEndpoint(healthServer, config.healthListen);
   logger.info(
     {
       listen: `${relayAddress.host}:${relayAddress.port}`,
