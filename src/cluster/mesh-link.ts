@@ -1,11 +1,12 @@
 import { LastPeerKey } from '../protocol/last-peer-key.js';
 import type { PeerKey } from '../protocol/peer-id.js';
 import type { MeshLinkContext } from './mesh-link-options.js';
-import { MESH_HEADER, MESH_PATH, dialHeaders, isValidAcceptProof } from './mesh-auth.js';
 import type { MeshSocket } from './mesh-socket.js';
-import { dialUpgrade, type MeshDial } from './mesh-upgrade.js';
+import type { MeshDial } from './mesh-upgrade.js';
+import { dialMeshLink } from './mesh-link-dial.js';
 import { WS_MAX_HEADER_SIZE } from '../net/ws-frame.js';
 import { PeerIdBytesCache } from './peer-id-bytes-cache.js';
+import { MeshFrameBuffers } from './mesh-frame-buffers.js';
 import { MAX_MESSAGE_SIZE, PEER_ID_SIZE } from '../protocol/constants.js';
 import {
   NOT_HERE_RECORD_SIZE,
@@ -14,7 +15,6 @@ import {
   SHED_RECORD_SIZE,
   writeNotHereRecord,
   writeShedRecord,
-  MeshRecordType,
   writeTransportRecord,
   type MeshFrameVisitor,
   type MeshShedRequest,
@@ -57,17 +57,7 @@ export class MeshLink {
   /** Scratch lists a frame is built from (reused: nothing allocated per message). */
   readonly #takenIds: Buffer[] = [];
   readonly #takenMessages: Buffer[] = [];
-  /** Written frames' buffers, for the next ones (at most framesInFlight + 1). */
-  readonly #framePool: Buffer[] = [];
-  readonly #frameCapacity: number;
-  /**
-   * The frame being filled by direct copies (records from WS_MAX_HEADER_SIZE on, the
-   * header's room before them); it goes out at the next flush or when full.
-   */
-  #open: Buffer | undefined;
-  #openEnd = WS_MAX_HEADER_SIZE;
-  #openMessages = 0;
-  #openBytes = 0;
+  readonly #frames: MeshFrameBuffers;
   readonly #peerIds = new PeerIdBytesCache();
   readonly #notHere = new Set<PeerKey>();
   /** A shed request waiting for the next frame (a newer one replaces it). */
@@ -95,7 +85,10 @@ export class MeshLink {
     this.#address = address;
     this.dials = context.localInstance < remoteInstance;
     // A batch stops at frameBytes but its last record may overshoot by one message.
-    this.#frameCapacity = WS_MAX_HEADER_SIZE + context.limits.frameBytes + PER_RECORD + MAX_MESSAGE_SIZE;
+    this.#frames = new MeshFrameBuffers(
+      WS_MAX_HEADER_SIZE + context.limits.frameBytes + PER_RECORD + MAX_MESSAGE_SIZE,
+      context.limits.framesInFlight,
+    );
     this.#queue = new MeshFairQueue(
       context.limits.queueMessages,
       context.limits.queueBytes,
@@ -125,7 +118,7 @@ export class MeshLink {
 
   /** Messages not yet handed to the socket (the fair queue's and the open frame's). */
   get queued(): number {
-    return this.#queue.length + this.#openMessages;
+    return this.#queue.length + this.#frames.openMessages;
   }
 
   /** Whether a dial is under way or scheduled: without one, no other socket can come up from this side. */
@@ -239,8 +232,8 @@ export class MeshLink {
     const socket = this.#socket;
     this.#socket = undefined;
     socket?.close(1001, 'instance gone');
-    const dropped = this.#queue.clear() + this.#openMessages;
-    this.#discardOpenFrame();
+    const dropped = this.#queue.clear() + this.#frames.openMessages;
+    this.#frames.discardOpen();
     if (dropped > 0) this.#context.metrics.countForwardDrops('instance_gone', dropped);
     if (socket) this.#context.onLinkStateChange();
   }
@@ -251,51 +244,16 @@ export class MeshLink {
   }
 
   #dial(address: string): void {
-    const { headers, request } = dialHeaders(
-      this.#context.secret,
-      this.#context.localInstance,
-      this.remoteInstance,
-    );
-    const { handshakeTimeoutMs, maxPayload } = this.#context.limits;
-    const dial = dialUpgrade(
-      address,
-      MESH_PATH,
-      headers,
-      { timeoutMs: handshakeTimeoutMs, maxPayload },
-      (outcome) => {
-        if (this.#dialing !== dial) {
-          if ('socket' in outcome) outcome.socket.terminate();
-          return;
-        }
-        this.#dialing = undefined;
-        if ('error' in outcome) {
-          this.#context.logger.debug(
-            { err: outcome.error, remote_instance: this.remoteInstance, address },
-            'mesh dial failed',
-          );
-          this.#scheduleRedial();
-          return;
-        }
-        const presented = outcome.response.headers[MESH_HEADER.proof];
-        const verified = isValidAcceptProof(
-          this.#context.secret,
-          request,
-          typeof presented === 'string' ? presented : undefined,
-        );
-        if (!verified) {
-          this.#context.metrics.authFailures.inc({ reason: 'bad_accept_proof' });
-          this.#context.logger.warn(
-            { remote_instance: this.remoteInstance, address },
-            'mesh peer failed to prove the secret',
-          );
-          outcome.socket.terminate();
-          this.#scheduleRedial();
-          return;
-        }
-        this.#attempt = 0;
-        this.attach(outcome.socket, 'dialled');
-      },
-    );
+    const dial = dialMeshLink(this.#context, this.remoteInstance, address, (socket) => {
+      if (this.#dialing !== dial) {
+        socket?.terminate();
+        return;
+      }
+      this.#dialing = undefined;
+      if (socket === undefined) return this.#scheduleRedial();
+      this.#attempt = 0;
+      this.attach(socket, 'dialled');
+    });
     this.#dialing = dial;
   }
 
@@ -372,61 +330,30 @@ export class MeshLink {
    */
   #copyIntoOpenFrame(peer: PeerKey, message: Buffer): boolean {
     const { frameBytes, framesInFlight } = this.#context.limits;
-    const record = PER_RECORD + message.length;
-    let frame = this.#open;
-    if (frame !== undefined && this.#openEnd - WS_MAX_HEADER_SIZE + record > frameBytes) {
+    if (!this.#frames.fitsOpen(PER_RECORD + message.length, frameBytes)) {
       if (this.#inFlight >= framesInFlight) return false;
       this.#sendOpenFrame(this.#socket as MeshSocket);
-      frame = undefined;
     }
-    if (frame === undefined) {
-      frame = this.#framePool.pop() ?? Buffer.allocUnsafeSlow(this.#frameCapacity);
-      this.#open = frame;
-      this.#openEnd = WS_MAX_HEADER_SIZE;
-      this.#scheduleFlush();
-    }
-    let offset = this.#openEnd;
-    const length = PEER_ID_SIZE + message.length;
-    frame[offset] = MeshRecordType.Transport;
-    frame[offset + 1] = length >>> 8;
-    frame[offset + 2] = length & 0xff;
-    offset += RECORD_HEADER_SIZE;
-    frame.set(this.#peerIds.get(peer), offset);
-    frame.set(message, offset + PEER_ID_SIZE);
-    this.#openEnd = offset + length;
-    this.#openMessages++;
-    this.#openBytes += message.length;
+    if (this.#frames.append(this.#peerIds.get(peer), message)) this.#scheduleFlush();
     return true;
   }
 
   #sendOpenFrame(socket: MeshSocket): void {
-    const frame = this.#open as Buffer;
+    const frames = this.#frames;
     const traffic = this.#context.metrics.traffic;
-    traffic.messagesOut += this.#openMessages;
-    traffic.bytesOut += this.#openBytes;
-    const end = this.#openEnd;
-    this.#open = undefined;
-    this.#openEnd = WS_MAX_HEADER_SIZE;
-    this.#openMessages = 0;
-    this.#openBytes = 0;
-    this.#write(socket, frame, end, true);
-  }
-
-  #discardOpenFrame(): void {
-    this.#open = undefined;
-    this.#openEnd = WS_MAX_HEADER_SIZE;
-    this.#openMessages = 0;
-    this.#openBytes = 0;
+    traffic.messagesOut += frames.openMessages;
+    traffic.bytesOut += frames.openBytes;
+    const end = frames.openEnd;
+    this.#write(socket, frames.detachOpen(), end, true);
   }
 
   /** Hands a frame (records in `backing[WS_MAX_HEADER_SIZE, end)`) to the socket. */
   #write(socket: MeshSocket, backing: Buffer, end: number, reusable: boolean): void {
-    const framesInFlight = this.#context.limits.framesInFlight;
     this.#inFlight++;
     this.#context.metrics.traffic.framesOut++;
     socket.sendBinary(backing, WS_MAX_HEADER_SIZE, end, (err) => {
       // Frame buffers are reused once written: no 64 KiB allocation (and GC) per batch.
-      if (reusable && this.#framePool.length <= framesInFlight) this.#framePool.push(backing);
+      if (reusable) this.#frames.release(backing);
       if (this.#socket !== socket) return;
       this.#inFlight--;
       if (!err) this.#scheduleFlush();
@@ -440,10 +367,10 @@ export class MeshLink {
     const { frameBytes, framesInFlight } = this.#context.limits;
     const traffic = this.#context.metrics.traffic;
     // The open frame holds the oldest messages (nothing was queued when they were copied).
-    if (this.#open !== undefined && this.#inFlight < framesInFlight) this.#sendOpenFrame(socket);
+    if (this.#frames.hasOpen && this.#inFlight < framesInFlight) this.#sendOpenFrame(socket);
     while (
       this.#inFlight < framesInFlight &&
-      this.#open === undefined &&
+      !this.#frames.hasOpen &&
       (this.#notHere.size > 0 || this.#queue.length > 0 || this.#shed !== undefined)
     ) {
       const control = this.#notHere.size * NOT_HERE_RECORD_SIZE + (this.#shed ? SHED_RECORD_SIZE : 0);
@@ -452,10 +379,8 @@ export class MeshLink {
       const count = this.#queue.take(frameBytes - control, PER_RECORD, ids, messages);
       let size = control + count * PER_RECORD;
       for (let i = 0; i < count; i++) size += (messages[i] as Buffer).length;
-      const reusable = WS_MAX_HEADER_SIZE + size <= this.#frameCapacity;
-      const backing = reusable
-        ? (this.#framePool.pop() ?? Buffer.allocUnsafeSlow(this.#frameCapacity))
-        : Buffer.allocUnsafe(WS_MAX_HEADER_SIZE + size);
+      const reusable = WS_MAX_HEADER_SIZE + size <= this.#frames.capacity;
+      const backing = reusable ? this.#frames.acquire() : Buffer.allocUnsafe(WS_MAX_HEADER_SIZE + size);
       let offset = WS_MAX_HEADER_SIZE;
       if (this.#shed) offset = writeShedRecord(backing, offset, this.#shed);
       this.#shed = undefined;

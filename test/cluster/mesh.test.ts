@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { MAX_SHED_WINDOW_MS } from '../../src/config/cluster-options.js';
 import { ClusterMetrics } from '../../src/cluster/cluster-metrics.js';
-import { MESH_HEADER, MESH_PATH, dialHeaders } from '../../src/cluster/mesh-auth.js';
+import { MESH_PATH, dialHeaders } from '../../src/cluster/mesh-auth.js';
 import {
   SHED_RECORD_SIZE,
   writeShedRecord,
@@ -262,11 +262,14 @@ describe('mesh', () => {
 
   it('drops a connection that does not finish its handshake in time', async () => {
     const b = await meshNode('b-instance');
-    const started = Date.now();
     const socket = createConnection({ host: '127.0.0.1', port: b.port });
     socket.write('GET /mesh HTTP/1.1\r\nHost: x\r\n');
     await new Promise((resolve) => socket.once('close', resolve));
-    expect(Date.now() - started).toBeLessThan(3_000);
+    // Closed by the server's handshake deadline (300 ms here), not by anything else.
+    const timeouts = await metricValue(b.metrics, 'relay_mesh_auth_failures_total', {
+      reason: 'handshake_timeout',
+    });
+    expect(timeouts).toBe(1);
   });
 
   it('refuses connections beyond its cap of unauthenticated ones, and still accepts links after', async () => {
@@ -492,6 +495,5 @@ describe('mesh', () => {
     introduce(a, b);
     await eventually(async () => (await metricValue(b.metrics, 'relay_mesh_auth_failures_total')) >= 1);
     expect(a.mesh.link(b.id)?.isUp).toBe(false);
-    expect(MESH_HEADER.proof).toBe('x-nbmesh-proof');
   });
 });
