@@ -5,6 +5,7 @@ import { createWriteStream, existsSync, mkdirSync, readdirSync, statSync, type W
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { eventually } from '../support/eventually.js';
 
 export const INTEROP_DIR = dirname(fileURLToPath(import.meta.url));
 export const ROOT = resolve(INTEROP_DIR, '..', '..');
@@ -140,26 +141,30 @@ export class ManagedProcess {
   }
 
   private async waitReady(url: string, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
     let last = '';
-    while (Date.now() < deadline) {
+    let exitedEarly: Error | undefined;
+    const ready = async (): Promise<boolean> => {
       if (!this.running) {
-        throw new Error(
+        exitedEarly = new Error(
           `${this.spec.name} exited (${await this.exited}) before it was ready; see ${this.logPath}`,
         );
+        throw exitedEarly;
       }
       try {
         const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
-        if (res.status === 200) return;
+        if (res.status === 200) return true;
         last = `HTTP ${res.status}`;
       } catch (err) {
         last = (err as Error).message;
       }
-      await sleep(100);
-    }
-    throw new Error(
-      `${this.spec.name} not ready at ${url} within ${timeoutMs} ms (${last}); see ${this.logPath}`,
-    );
+      return false;
+    };
+    await eventually(ready, timeoutMs, `${this.spec.name} ready`, 100).catch((err: unknown) => {
+      if (err === exitedEarly) throw err;
+      throw new Error(
+        `${this.spec.name} not ready at ${url} within ${timeoutMs} ms (${last}); see ${this.logPath}`,
+      );
+    });
   }
 
   get logPath(): string {
