@@ -16,6 +16,11 @@ cache="${KUBE_IMAGES_DIR:-$root/.cache/images}"
 mkdir -p "$cache/stamps" "$cache/oci"
 exec 8>"$cache/.build.lock"
 flock 8
+# buildah keeps a blob-info cache in /var/lib/containers/cache whatever --root says (containers/image
+# has no flag for it when run as root): remove it again if this build created it.
+if [ ! -e /var/lib/containers ]; then
+  trap 'rm -rf /var/lib/containers' EXIT
+fi
 
 NODE_MAJOR=24
 SUITE=bookworm

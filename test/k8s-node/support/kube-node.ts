@@ -53,7 +53,7 @@ export interface KubeNodeOptions {
  * One real Kubernetes node: containerd (CRI) + runc + the CNI bridge plugin +
  * kubelet + kube-proxy (iptables mode), all inside a network and mount
  * namespace of their own. The host keeps its iptables, routes and /run: the
- * node's /run and /var/log are tmpfs inside its mount namespace, its state is
+ * node's /run, /var/log and /var/lib are tmpfs inside its mount namespace, its state is
  * in one temp dir, its processes and pods in one cgroup subtree that stop()
  * empties and removes. The API server stays on the host's loopback; a pair of
  * socket bridges (a Unix socket crosses namespaces) makes it reachable at
@@ -173,6 +173,9 @@ export class KubeNode {
     const inside = [
       'mount -t tmpfs -o mode=755 nb-node-run /run',
       'mount -t tmpfs -o mode=755 nb-node-log /var/log',
+      // the kubelet's device-plugin socket dir and containerd's CNI result cache are fixed paths under
+      // /var/lib whatever their roots say; a tmpfs keeps them off the host
+      'mount -t tmpfs -o mode=755 nb-node-lib /var/lib',
       'ip link set lo up',
       // the node's "uplink": a veth pair with both ends inside (this kernel has no dummy links); the default
       // route through it lets the node's own connections to ClusterIPs be routed, then DNATed to a pod
