@@ -54,6 +54,8 @@ interface Backend {
 interface RelayCallbacks {
   deliverLocal(peer: PeerKey, message: Buffer): boolean;
   shed(count: number, windowMs: number): void;
+  /** After this turn's session writes: did every socket take all it was given? */
+  whenWritten(callback: (allWritten: boolean) => void): void;
 }
 
 async function createBackend(
@@ -74,6 +76,7 @@ async function createBackend(
     logger,
     metrics,
     deliverLocal: callbacks.deliverLocal,
+    whenDeliveriesWritten: callbacks.whenWritten,
     onShedRequest: ({ count, windowMs }) => callbacks.shed(count, windowMs),
   });
   return {
@@ -96,9 +99,11 @@ export async function startRelay(
 
   // The mesh may deliver before the relay exists; it answers "not here" until then.
   const relayRef: { current?: Relay } = {};
+  const writeBatcher = new WriteBatcher();
   const backend = await createBackend(config, logger, metrics, {
     deliverLocal: (peer, message) => relayRef.current?.deliverLocal(peer, message) ?? false,
     shed: (count, windowMs) => void relayRef.current?.shed(count, windowMs),
+    whenWritten: (callback) => writeBatcher.whenWritten(callback),
   });
   const relay = new Relay({
     instanceUrl: config.exposedAddress,
@@ -142,7 +147,7 @@ export async function startRelay(
       logger,
       now: Date.now,
       coarseNow: clock.now,
-      writeBatcher: new WriteBatcher(),
+      writeBatcher,
     },
   });
 

@@ -10,6 +10,7 @@ import { RedisRegistryMetrics } from '../registry/redis-registry-metrics.js';
 import { RedisRegistry } from '../registry/redis-registry.js';
 import type { RemoteDelivery } from '../relay/remote-delivery.js';
 import { ClusterMetrics } from './cluster-metrics.js';
+import type { WhenWritten } from './frame-assembly-pool.js';
 import { DEFAULT_MEMBERSHIP_TIMING, Membership, type MembershipTiming } from './membership.js';
 import type { MeshShedRequest } from './mesh-frame.js';
 import { DEFAULT_MESH_LIMITS, type MeshLimits } from './mesh-link-options.js';
@@ -45,6 +46,8 @@ export interface ClusterInstanceOptions {
   logger: Logger;
   metrics: MetricsRegistry;
   deliverLocal: (peer: PeerKey, message: Buffer) => boolean;
+  /** The relay's "this turn's writes are out" (lets the mesh reuse frame memory). */
+  whenDeliveriesWritten?: WhenWritten;
   /** The rebalancing leader asked this instance to shed peers. */
   onShedRequest?: (request: MeshShedRequest) => void;
   /** Tests: faster or slower timings. */
@@ -91,6 +94,7 @@ export async function startClusterInstance(
     localInstance: instanceId,
     secret: cluster.clusterSecret,
     deliverLocal: options.deliverLocal,
+    ...(options.whenDeliveriesWritten ? { whenDeliveriesWritten: options.whenDeliveriesWritten } : {}),
     onNotHere: (peer, instance) => registry.verifyRoute(peer, instance),
     onShedRequest: (request, from) => {
       logger.info({ count: request.count, window_ms: request.windowMs, from }, 'asked to shed peers');

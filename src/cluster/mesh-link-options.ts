@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { PeerKey } from '../protocol/peer-id.js';
 import type { Clock } from '../time/clock.js';
 import type { ClusterMetrics } from './cluster-metrics.js';
+import type { FrameAssemblyPool } from './frame-assembly-pool.js';
 import type { MeshShedRequest } from './mesh-frame.js';
 
 /** What every link of this instance shares. */
@@ -10,6 +11,8 @@ export interface MeshLinkContext {
   readonly secret: string;
   /** Hands a forwarded message to a local session; false when the peer is not here. */
   readonly deliverLocal: (peer: PeerKey, message: Buffer) => boolean;
+  /** Memory for received frames that span reads; without it each gets a fresh buffer. */
+  readonly framePool?: FrameAssemblyPool;
   /** The other instance said `peer` is not there: our route is stale. */
   readonly onNotHere: (peer: PeerKey, instance: string) => void;
   /** Another instance (the rebalancing leader) asks this one to shed peers. */

@@ -208,8 +208,10 @@ export class MeshLink {
     previous?.terminate();
     this.#context.metrics.linkConnects.inc({ direction });
     this.#context.logger.info({ remote_instance: this.remoteInstance, direction }, 'mesh link up');
+    const pool = this.#context.framePool;
     socket.start({
-      message: (data) => this.#onFrame(socket, data),
+      message: (data, assembled) => this.#onFrame(socket, data, assembled),
+      ...(pool ? { assemblyBuffer: (length: number) => pool.take(length) } : {}),
       heard: () => (this.#heard = true),
       protocolError: (reason) => this.#protocolError(socket, reason),
       closed: () => this.#onClose(socket),
@@ -294,7 +296,9 @@ export class MeshLink {
     socket.ping();
   }
 
-  #onFrame(socket: MeshSocket, data: Buffer): void {
+  #onFrame(socket: MeshSocket, data: Buffer, assembled: boolean): void {
+    // Reused only after this turn's writes (the views delivered below live until then).
+    if (assembled) this.#context.framePool?.release(data);
     // Frames already on the wire when a close began are not handed over by the socket; this
     // guards a frame's own records: a link that sent malformed input delivers nothing more.
     if (!socket.isOpen) return;

@@ -1,8 +1,10 @@
 import type { Logger } from 'pino';
+import { MAX_MESSAGE_SIZE, PEER_ID_SIZE } from '../protocol/constants.js';
 import type { PeerKey } from '../protocol/peer-id.js';
 import type { RemoteDelivery } from '../relay/remote-delivery.js';
 import type { ClusterMetrics } from './cluster-metrics.js';
-import type { MeshShedRequest } from './mesh-frame.js';
+import { FrameAssemblyPool, type WhenWritten } from './frame-assembly-pool.js';
+import { RECORD_HEADER_SIZE, type MeshShedRequest } from './mesh-frame.js';
 import { MeshLink } from './mesh-link.js';
 import type { MeshSocket } from './mesh-socket.js';
 import { DEFAULT_MESH_LIMITS, type MeshLinkContext, type MeshLimits } from './mesh-link-options.js';
@@ -16,6 +18,8 @@ const UNKNOWN_INSTANCE_GRACE_MS = 10_000;
  * list is empty for a moment when Redis restarts, and links must survive that.
  */
 const MISSING_MEMBER_GRACE_MS = 5_000;
+/** Frame memory kept for reuse, shared by all links (16 × ~73 KiB). */
+const IDLE_FRAME_BUFFERS = 16;
 
 /**
  * All mesh links of this instance, one per other live instance; the relay's
@@ -37,6 +41,11 @@ export class MeshNetwork implements RemoteDelivery {
     localInstance: string;
     secret: string;
     deliverLocal: (peer: PeerKey, message: Buffer) => boolean;
+    /**
+     * The relay's "this turn's writes are out": with it, received frames that
+     * span reads are assembled in reused memory (see FrameAssemblyPool).
+     */
+    whenDeliveriesWritten?: WhenWritten;
     onNotHere: (peer: PeerKey, instance: string) => void;
     onShedRequest: (request: MeshShedRequest, fromInstance: string) => void;
     metrics: ClusterMetrics;
@@ -48,16 +57,29 @@ export class MeshNetwork implements RemoteDelivery {
     onUnknownInstance?: () => void;
   }) {
     this.#onUnknownInstance = options.onUnknownInstance ?? (() => {});
+    const limits = { ...DEFAULT_MESH_LIMITS, ...options.limits };
+    // Our frames stop growing at frameBytes, past which one record may reach.
+    const largestFrame = limits.frameBytes + RECORD_HEADER_SIZE + PEER_ID_SIZE + MAX_MESSAGE_SIZE;
+    const whenWritten = options.whenDeliveriesWritten;
     this.#context = {
       localInstance: options.localInstance,
       secret: options.secret,
       deliverLocal: options.deliverLocal,
+      ...(whenWritten
+        ? {
+            framePool: new FrameAssemblyPool({
+              bufferSize: largestFrame,
+              maxIdle: IDLE_FRAME_BUFFERS,
+              whenWritten,
+            }),
+          }
+        : {}),
       onNotHere: options.onNotHere,
       onShedRequest: options.onShedRequest,
       onLinkStateChange: () => options.metrics.linksUp.set(this.linksUp),
       metrics: options.metrics,
       logger: options.logger,
-      limits: { ...DEFAULT_MESH_LIMITS, ...options.limits },
+      limits,
       clock: options.clock ?? backgroundClock,
     };
   }

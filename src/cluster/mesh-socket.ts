@@ -6,8 +6,14 @@ import { WS_MAX_HEADER_SIZE, WsOpcode, wsClosePayload, wsFrame, writeWsHeader } 
 const CLOSE_LINGER_MS = 1_000;
 
 export interface MeshSocketEvents {
-  /** A binary message: a view into the bytes read, valid for as long as the receiver keeps it. */
-  message(payload: Buffer): void;
+  /**
+   * A binary message: a view into the bytes read, valid for as long as the
+   * receiver keeps it; `assembled`: it spanned reads and is in a buffer from
+   * assemblyBuffer (or a fresh one).
+   */
+  message(payload: Buffer, assembled: boolean): void;
+  /** Memory for a message that spans reads (default: a fresh buffer per message). */
+  assemblyBuffer?(length: number): Buffer;
   /** Any frame arrived (the link's liveness). */
   heard(): void;
   /** The stream is not the mesh's framing; the socket is already closing. */
@@ -45,11 +51,12 @@ export class MeshSocket {
     socket.on('error', () => socket.destroy());
     this.#reader = new WsFrameReader(
       {
-        binary: (payload) => {
+        binary: (payload, assembled) => {
           const events = this.#events as MeshSocketEvents;
           events.heard();
-          events.message(payload);
+          events.message(payload, assembled);
         },
+        assemblyBuffer: (length) => this.#events?.assemblyBuffer?.(length) ?? Buffer.allocUnsafe(length),
         ping: (payload) => {
           this.#events?.heard();
           this.#writeControl(WsOpcode.Pong, payload);

@@ -4,8 +4,13 @@ import { WS_MAX_CONTROL_PAYLOAD, WsOpcode } from '../net/ws-frame.js';
 export type WsFrameError = 'text_frame' | 'fragmented_frame' | 'bad_frame' | 'oversized_frame';
 
 export interface WsFrameHandler {
-  /** A binary message. A view into the bytes read (or a buffer of its own when it spanned reads). */
-  binary(payload: Buffer): void;
+  /**
+   * A binary message: a view into the bytes read, or, when it spanned reads,
+   * the buffer it was assembled in (`assembled`; from assemblyBuffer if given).
+   */
+  binary(payload: Buffer, assembled: boolean): void;
+  /** Memory for a payload that spans reads (default: a fresh buffer). */
+  assemblyBuffer?(length: number): Buffer;
   ping(payload: Buffer): void;
   pong(payload: Buffer): void;
   /** `code` is undefined when the close frame carries none. */
@@ -127,10 +132,10 @@ export class WsFrameReader {
     const end = start + length;
     if (end <= data.length) {
       const payload = data.subarray(start, end);
-      this.#deliver(payload);
+      this.#deliver(payload, false);
       return end;
     }
-    this.#payload = Buffer.allocUnsafe(length);
+    this.#payload = this.#handler.assemblyBuffer?.(length) ?? Buffer.allocUnsafe(length);
     this.#filled = 0;
     return this.#fill(data, start);
   }
@@ -142,17 +147,17 @@ export class WsFrameReader {
     this.#filled += take;
     if (this.#filled === payload.length) {
       this.#payload = undefined;
-      this.#deliver(payload);
+      this.#deliver(payload, true);
     }
     return offset + take;
   }
 
-  #deliver(payload: Buffer): void {
+  #deliver(payload: Buffer, assembled: boolean): void {
     if (this.#maskKey !== 0) unmask(payload, this.#maskKey);
     const handler = this.#handler;
     switch (this.#opcode) {
       case WsOpcode.Binary:
-        handler.binary(payload);
+        handler.binary(payload, assembled);
         return;
       case WsOpcode.Ping:
         handler.ping(payload);

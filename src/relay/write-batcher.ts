@@ -17,22 +17,42 @@ export const MAX_BATCH_BYTES = 64 * 1024;
  */
 export class WriteBatcher {
   readonly #corked: Socket[] = [];
+  readonly #afterFlush: ((allWritten: boolean) => void)[] = [];
   #scheduled = false;
   readonly #flush = (): void => {
     this.#scheduled = false;
     const sockets = this.#corked.splice(0);
-    // A socket released early (or closed) is no longer corked; uncork() is then a no-op.
-    for (const socket of sockets) if (socket.writableCorked > 0) socket.uncork();
+    let allWritten = true;
+    for (const socket of sockets) {
+      // A socket released early (or closed) is no longer corked; uncork() is then a no-op.
+      if (socket.writableCorked > 0) socket.uncork();
+      // Unsent bytes mean a write the kernel has not taken: its buffers are still in use.
+      if (socket.writableLength > 0) allWritten = false;
+    }
+    if (this.#afterFlush.length > 0) for (const callback of this.#afterFlush.splice(0)) callback(allWritten);
   };
 
   /** Call before the first write of this turn to `socket`. */
   cork(socket: Socket): void {
     socket.cork();
     this.#corked.push(socket);
-    if (!this.#scheduled) {
-      this.#scheduled = true;
-      setImmediate(this.#flush);
-    }
+    this.#schedule();
+  }
+
+  /**
+   * Calls back after this turn's writes are uncorked: `allWritten` says whether
+   * every socket written this turn took everything, so that no buffer passed to
+   * write() in this turn is referenced by a pending write any more.
+   */
+  whenWritten(callback: (allWritten: boolean) => void): void {
+    this.#afterFlush.push(callback);
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(this.#flush);
   }
 
   /** Call after a write: a socket holding a full batch is written out now (the next write corks again). */

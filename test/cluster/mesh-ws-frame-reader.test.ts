@@ -81,6 +81,34 @@ describe('mesh WebSocket frame reader', () => {
     }
   });
 
+  it('assembles a frame that spans reads in the memory its handler gives, and says so', () => {
+    const lent: Buffer[] = [];
+    const got: [string, boolean, boolean][] = [];
+    const r = new WsFrameReader(
+      {
+        binary: (p, assembled) =>
+          got.push([p.toString(), assembled, lent.some((l) => l.buffer === p.buffer)]),
+        assemblyBuffer: (length) => {
+          const memory = Buffer.alloc(length + 16).subarray(0, length);
+          lent.push(memory);
+          return memory;
+        },
+        ping: () => {},
+        pong: () => {},
+        close: () => {},
+      },
+      { maxPayload: 1 << 20, expectMasked: false },
+    );
+    const spanning = binary('x'.repeat(300));
+    expect(r.push(Buffer.concat([binary('whole'), spanning.subarray(0, 100)]))).toBeUndefined();
+    expect(r.push(spanning.subarray(100))).toBeUndefined();
+    expect(got).toEqual([
+      ['whole', false, false],
+      ['x'.repeat(300), true, true],
+    ]);
+    expect(lent.map((l) => l.length)).toEqual([300]);
+  });
+
   it('reads what ws writes, masked (from a client) with a random or zero key', () => {
     const payload = Buffer.alloc(1_000, 'm');
     for (const mask of [Buffer.from([1, 2, 3, 4]), Buffer.alloc(4)]) {

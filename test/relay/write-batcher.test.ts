@@ -11,12 +11,16 @@ afterEach(async () => {
   server = undefined;
 });
 
-/** A real loopback connection; resolves with our end and the bytes the other end receives. */
-async function connectedPair(): Promise<{ socket: Socket; received: Buffer[] }> {
+/**
+ * A real loopback connection; resolves with our end and the bytes the other
+ * end receives (`reading: false`: the other end never reads, so our sends pile up).
+ */
+async function connectedPair({ reading = true } = {}): Promise<{ socket: Socket; received: Buffer[] }> {
   const received: Buffer[] = [];
   server = createServer((peer) => {
     sockets.push(peer);
-    peer.on('data', (d: Buffer) => received.push(d));
+    if (reading) peer.on('data', (d: Buffer) => received.push(d));
+    else peer.pause();
   });
   await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as { port: number }).port;
@@ -61,5 +65,41 @@ describe('WriteBatcher', () => {
     socket.write('x');
     await immediate();
     expect(socket.writableCorked).toBe(0);
+  });
+
+  it('says after the flush whether every socket written this turn took all it was given', async () => {
+    const { socket } = await connectedPair();
+    const batcher = new WriteBatcher();
+    const verdicts: boolean[] = [];
+    batcher.cork(socket);
+    socket.write(Buffer.alloc(1400));
+    batcher.whenWritten((allWritten) => verdicts.push(allWritten));
+    expect(verdicts).toEqual([]);
+    await immediate();
+    expect(verdicts).toEqual([true]);
+
+    // A receiver that does not read: once the kernel's buffers are full, bytes stay in the socket.
+    const stalled = (await connectedPair({ reading: false })).socket;
+    const chunk = Buffer.alloc(MAX_BATCH_BYTES);
+    let turns = 0;
+    while (verdicts.length === 1 || verdicts[verdicts.length - 1] === true) {
+      if (++turns > 1_000) throw new Error('the kernel never stopped taking bytes');
+      batcher.cork(socket);
+      socket.write('x');
+      batcher.cork(stalled);
+      stalled.write(chunk);
+      batcher.whenWritten((allWritten) => verdicts.push(allWritten));
+      await immediate();
+    }
+    expect(stalled.writableLength).toBeGreaterThan(0);
+    expect(verdicts.at(-1)).toBe(false);
+  });
+
+  it('calls back after the flush even when nothing was written this turn', async () => {
+    const batcher = new WriteBatcher();
+    const verdicts: boolean[] = [];
+    batcher.whenWritten((allWritten) => verdicts.push(allWritten));
+    await immediate();
+    expect(verdicts).toEqual([true]);
   });
 });
