@@ -15,6 +15,7 @@ function load(name: string): Json | undefined {
   return existsSync(p) ? (JSON.parse(readFileSync(p, 'utf8')) as Json) : undefined;
 }
 const tp = load('throughput');
+const fairness = load('fairness');
 const lat = load('latency');
 const scale = load('scale');
 const notify = load('notify');
@@ -36,10 +37,11 @@ if (tp) {
     const sp = row('splice', pairs);
     const same = row('cluster-same', pairs);
     const cross = row('cluster-cross', pairs);
+    const random = row('cluster-random', pairs);
     if (ours && nb) {
       const r = ours.messagesPerRelayCpuSecond / nb.messagesPerRelayCpuSecond;
       rows.push([
-        `same-pod msg per relay CPU-s >= NetBird (aim 1.5x), ${pairs} pair(s)`,
+        `standalone msg per relay CPU-s >= NetBird (aim 1.5x), ${pairs} pair(s)`,
         `${fmt(ours.messagesPerRelayCpuSecond)} vs ${fmt(nb.messagesPerRelayCpuSecond)}`,
         x(r),
         verdict(r >= 1) + (r >= 1.5 ? ' (aim met)' : r >= 1 ? ' (aim 1.5x missed)' : ''),
@@ -49,11 +51,41 @@ if (tp) {
     if (ours && sp) {
       const r = ours.messagesPerRelayCpuSecond / sp.messagesPerRelayCpuSecond;
       rows.push([
-        `same-pod msg per relay CPU-s >= 0.5x raw splice, ${pairs} pair(s)`,
+        `standalone msg per relay CPU-s >= 0.5x raw splice, ${pairs} pair(s)`,
         `${fmt(ours.messagesPerRelayCpuSecond)} vs ${fmt(sp.messagesPerRelayCpuSecond)}`,
-        nb ? x(ours.messagesPerRelayCpuSecond / nb.messagesPerRelayCpuSecond) : '–',
+        '–',
         verdict(r >= 0.5) + ` (${r.toFixed(2)}x splice)`,
         '',
+      ]);
+    }
+    if (same && sp) {
+      const r = same.messagesPerRelayCpuSecond / sp.messagesPerRelayCpuSecond;
+      rows.push([
+        `same-pod msg per relay CPU-s >= 0.5x raw splice (moonshot), ${pairs} pair(s)`,
+        `${fmt(same.messagesPerRelayCpuSecond)} vs ${fmt(sp.messagesPerRelayCpuSecond)}`,
+        '–',
+        verdict(r >= 0.5) + ` (${r.toFixed(2)}x splice)`,
+        '',
+      ]);
+    }
+    if (same && cross && pairs > 1) {
+      const r = cross.messagesPerRelayCpuSecond / same.messagesPerRelayCpuSecond;
+      rows.push([
+        `cross-pod msg per relay CPU-s >= 0.6x same-pod (moonshot 0.8x), ${pairs} pairs`,
+        `${fmt(cross.messagesPerRelayCpuSecond)} vs ${fmt(same.messagesPerRelayCpuSecond)}`,
+        nb ? x(cross.messagesPerRelayCpuSecond / nb.messagesPerRelayCpuSecond) : '–',
+        verdict(r >= 0.6) + ` (${r.toFixed(2)}x)` + (r >= 0.8 ? ', moonshot met' : ''),
+        "all pods' CPU",
+      ]);
+    }
+    if (random && nb && pairs === 64) {
+      const r = random.messagesPerRelayCpuSecond / nb.messagesPerRelayCpuSecond;
+      rows.push([
+        `3-pod cluster, random placement, msg per relay CPU-s >= 2.5x NetBird, ${pairs} pairs`,
+        `${fmt(random.messagesPerRelayCpuSecond)} vs ${fmt(nb.messagesPerRelayCpuSecond)}`,
+        x(r),
+        verdict(r >= 2.5),
+        ours ? `ours standalone ${x(ours.messagesPerRelayCpuSecond / nb.messagesPerRelayCpuSecond)}` : '',
       ]);
     }
     if (same && cross) {
@@ -81,6 +113,20 @@ if (lat?.crossPodAdded) {
   const ours = lat.rows.find((r: Json) => r.target === 'ours' && r.kind === 'half of own max');
   const nbF = lat.rows.find((r: Json) => r.target === 'netbird' && r.kind === 'fixed rate');
   const oursF = lat.rows.find((r: Json) => r.target === 'ours' && r.kind === 'fixed rate');
+  const crossF = lat.rows.find((r: Json) => r.target === 'cluster-cross' && r.kind === 'fixed rate');
+  if (nbF)
+    for (const [name, r] of [
+      ['standalone', oursF],
+      ['cross-pod', crossF],
+    ] as const)
+      if (r)
+        rows.push([
+          `p99 at a fixed ${fmt(r.rate)} msg/s <= NetBird's, ${name}`,
+          `${fmt(r.latency.p99Us)} µs (p50 ${fmt(r.latency.p50Us)})`,
+          `NetBird ${fmt(nbF.latency.p99Us)} µs (${x(r.latency.p99Us / nbF.latency.p99Us)})`,
+          verdict(r.latency.p99Us <= nbF.latency.p99Us),
+          '',
+        ]);
   if (nbF && oursF)
     rows.push([
       `latency p50/p99/p999 at a fixed ${fmt(oursF.rate)} msg/s (info)`,
@@ -97,6 +143,16 @@ if (lat?.crossPodAdded) {
       'no target',
       '',
     ]);
+}
+if (fairness) {
+  const q = fairness.quiet;
+  rows.push([
+    'fairness: a 200 msg/s pair loses 0 while one flow floods the same mesh link',
+    `${fmt(q.lost)} of ${fmt(q.sent)} lost (p99 ${fmt(q.latency.p99Us / 1000, 1)} ms)`,
+    '–',
+    verdict(q.lost === 0),
+    `flood: ${fmt(fairness.flood.lost)} of ${fmt(fairness.flood.sent)} dropped`,
+  ]);
 }
 if (notify) {
   const c = notify.rows.find((r: Json) => r.key === 'cluster');
@@ -162,7 +218,7 @@ if (rolling) {
   ]);
 }
 const machine = (tp ?? lat ?? scale ?? notify)?.machine;
-const loads = [tp, lat, scale, notify, failover, rolling]
+const loads = [tp, fairness, lat, scale, notify, failover, rolling]
   .filter(Boolean)
   .map((j) => `${j!.load.start.toFixed(1)}–${j!.load.max.toFixed(1)}`);
 const md =
