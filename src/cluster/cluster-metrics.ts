@@ -16,10 +16,11 @@ export class MeshTraffic {
 }
 
 /** Sets a direction-labelled counter from two totals; a direction never counted has no series. */
+/** Both directions from the first scrape on, at 0 before any traffic: rate() needs a sample before it. */
 function collectDirections(counter: Counter<'direction'>, inTotal: number, outTotal: number): void {
   counter.reset();
-  if (inTotal > 0) counter.inc({ direction: 'in' }, inTotal);
-  if (outTotal > 0) counter.inc({ direction: 'out' }, outTotal);
+  counter.inc({ direction: 'in' }, inTotal);
+  counter.inc({ direction: 'out' }, outTotal);
 }
 
 /** Metrics of the mesh (pod-to-pod forwarding) and of membership/reaping. */

@@ -31,3 +31,34 @@ describe('relay_mesh_forward_drops_total', () => {
     });
   });
 });
+
+describe('mesh traffic counters', () => {
+  it('show both directions at 0 before any traffic, then the totals counted', async () => {
+    const registry = new Registry();
+    const metrics = new ClusterMetrics(registry);
+    const series = async (): Promise<string[]> =>
+      (await registry.metrics())
+        .split('\n')
+        .filter((line) => /^relay_mesh_(forwarded_messages|forwarded_bytes|frames)_total\{/.test(line))
+        .sort();
+    expect(await series()).toEqual([
+      'relay_mesh_forwarded_bytes_total{direction="in"} 0',
+      'relay_mesh_forwarded_bytes_total{direction="out"} 0',
+      'relay_mesh_forwarded_messages_total{direction="in"} 0',
+      'relay_mesh_forwarded_messages_total{direction="out"} 0',
+      'relay_mesh_frames_total{direction="in"} 0',
+      'relay_mesh_frames_total{direction="out"} 0',
+    ]);
+    metrics.traffic.messagesOut += 3;
+    metrics.traffic.bytesOut += 4200;
+    metrics.traffic.framesOut += 1;
+    expect(await series()).toEqual([
+      'relay_mesh_forwarded_bytes_total{direction="in"} 0',
+      'relay_mesh_forwarded_bytes_total{direction="out"} 4200',
+      'relay_mesh_forwarded_messages_total{direction="in"} 0',
+      'relay_mesh_forwarded_messages_total{direction="out"} 3',
+      'relay_mesh_frames_total{direction="in"} 0',
+      'relay_mesh_frames_total{direction="out"} 1',
+    ]);
+  });
+});
