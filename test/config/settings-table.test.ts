@@ -1,5 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { helpText } from '../../src/config/help.js';
@@ -11,6 +10,7 @@ import { k8sSettings } from '../../src/k8s/k8s-settings.js';
 import { DEFAULT_REBALANCE_OPTIONS } from '../../src/k8s/rebalance-policy.js';
 import { DEFAULT_REBALANCER_TIMING } from '../../src/k8s/rebalancer.js';
 import { parseProbeArgs } from '../../src/probe/probe-command.js';
+import { tempDir } from '../support/temp-dir.js';
 
 const TABLES: Record<string, Readonly<Record<string, SettingSpec>>> = {
   relay: RELAY_COMMAND_SETTINGS,
@@ -34,7 +34,7 @@ const BAD_VALUE: Record<Exclude<SettingType, 'string'>, string> = {
 };
 
 function serviceAccountDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'nb-sa-'));
+  const dir = tempDir('nb-sa-');
   writeFileSync(join(dir, 'token'), 'token');
   writeFileSync(join(dir, 'namespace'), 'relay-ns\n');
   return dir;

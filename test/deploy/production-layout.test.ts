@@ -1,6 +1,5 @@
 import { execFile } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +9,7 @@ import { RelayProcess } from '../support/relay-process.js';
 import { RelayTestClient } from '../support/relay-test-client.js';
 import { TEST_SECRET } from '../support/in-process-relay.js';
 import { REPO_ROOT } from '../k8s/support/kube-tools.js';
+import { tempDir } from '../support/temp-dir.js';
 
 /**
  * The container image (deploy/Dockerfile) runs dist/ with production
@@ -24,7 +24,7 @@ let app: string;
 const relays: RelayProcess[] = [];
 
 beforeAll(async () => {
-  app = mkdtempSync(join(tmpdir(), 'nb-image-app-'));
+  app = tempDir('nb-image-app-');
   for (const file of ['package.json', 'package-lock.json']) cpSync(join(REPO_ROOT, file), join(app, file));
   await execFileAsync('npm', ['ci', '--omit=dev', '--no-audit', '--no-fund'], {
     cwd: app,

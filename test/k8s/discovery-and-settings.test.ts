@@ -1,11 +1,11 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { V1EndpointSlice } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { detectInCluster } from '../../src/k8s/kube-config.js';
 import { k8sSettingsFromEnv } from '../../src/k8s/k8s-settings.js';
 import { siblingsFromSlices } from '../../src/k8s/sibling-discovery.js';
+import { tempDir } from '../support/temp-dir.js';
 
 type Conditions = { ready?: boolean; serving?: boolean; terminating?: boolean };
 const endpoint = (pod: string, ip: string, conditions: Conditions = { ready: true }) => ({
@@ -100,7 +100,7 @@ describe('siblingsFromSlices', () => {
 
 describe('k8sSettingsFromEnv', () => {
   const saDir = (): string => {
-    const dir = mkdtempSync(join(tmpdir(), 'nb-sa-'));
+    const dir = tempDir('nb-sa-');
     writeFileSync(join(dir, 'token'), 'token');
     writeFileSync(join(dir, 'namespace'), 'relay-ns\n');
     return dir;
@@ -108,7 +108,7 @@ describe('k8sSettingsFromEnv', () => {
   const inCluster = { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' };
 
   it('is off outside a cluster unless forced, and forcing it outside a cluster is an error', () => {
-    const empty = mkdtempSync(join(tmpdir(), 'nb-sa-'));
+    const empty = tempDir('nb-sa-');
     expect(detectInCluster({}, empty)).toBe(false);
     expect(k8sSettingsFromEnv({}, empty)).toBeUndefined();
     expect(k8sSettingsFromEnv({ ...inCluster }, empty)).toBeUndefined(); // no token mounted
@@ -161,7 +161,7 @@ describe('k8sSettingsFromEnv', () => {
 
   it('finds the service account where NB_K8S_SERVICE_ACCOUNT_DIR says', () => {
     const elsewhere = saDir();
-    const standard = mkdtempSync(join(tmpdir(), 'nb-sa-empty-'));
+    const standard = tempDir('nb-sa-empty-');
     const env = { ...inCluster, NB_K8S_HEADLESS_SERVICE: 'svc', NB_K8S_ENABLED: 'true' };
     expect(() => k8sSettingsFromEnv(env, standard)).toThrow(/NB_K8S_ENABLED/);
     expect(k8sSettingsFromEnv({ ...env, NB_K8S_SERVICE_ACCOUNT_DIR: elsewhere }, standard)).toMatchObject({

@@ -1,5 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request as httpsRequest } from 'node:https';
 import { CoreV1Api, DiscoveryV1Api } from '@kubernetes/client-node';
@@ -32,6 +31,7 @@ import type { KubeApiServer } from './support/kube-api-server.js';
 import { SteppedTimers } from './support/stepped-timers.js';
 import type { KubeRest } from './support/kube-rest.js';
 import { KUBE_TOOLS_TIMEOUT_MS } from './support/kube-tools.js';
+import { tempDir } from '../support/temp-dir.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- raw API objects */
 
@@ -374,7 +374,7 @@ function statusWithToken(token: string, path: string): Promise<number> {
 
 describe('in-cluster configuration', () => {
   it('detects the pod environment and talks to the API with the mounted service account', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'nb-sa-'));
+    const dir = tempDir('nb-sa-');
     writeFileSync(join(dir, 'token'), readFileSync(sa.tokenFile));
     writeFileSync(join(dir, 'ca.crt'), readFileSync(server.caFile));
     writeFileSync(join(dir, 'namespace'), NS);

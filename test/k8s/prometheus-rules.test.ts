@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ensureKubeTools, KUBE_TOOLS_TIMEOUT_MS, REPO_ROOT, type KubeTools } from './support/kube-tools.js';
+import { tempDir } from '../support/temp-dir.js';
 
 /**
  * The alert rules evaluated by Prometheus' own engine: promtool (Debian's
@@ -36,7 +36,7 @@ interface RuleTest {
 
 /** Runs promtool's rule unit tests; resolves with its output, rejects with it on any failure. */
 async function promtoolTest(tests: RuleTest[]): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), 'nb-promtool-'));
+  const dir = tempDir('nb-promtool-');
   const spec = join(dir, 'tests.yaml');
   // JSON is YAML.
   writeFileSync(spec, JSON.stringify({ rule_files: [RULES], evaluation_interval: '1m', tests }));

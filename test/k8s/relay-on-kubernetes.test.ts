@@ -1,5 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLOSE_MESSAGE } from '../../src/protocol/codec.js';
@@ -32,6 +31,7 @@ import {
 import type { KubeApiServer } from './support/kube-api-server.js';
 import type { KubeManifest, KubeRest } from './support/kube-rest.js';
 import { KUBE_TOOLS_TIMEOUT_MS } from './support/kube-tools.js';
+import { tempDir } from '../support/temp-dir.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- raw API objects */
 
@@ -58,7 +58,7 @@ beforeAll(async () => {
   ({ server, rest } = started);
   admin = adminRequests(rest);
   const sa = started.sa;
-  const mount = mkdtempSync(join(tmpdir(), 'nb-sa-mount-'));
+  const mount = tempDir('nb-sa-mount-');
   writeFileSync(join(mount, 'token'), readFileSync(sa.tokenFile));
   writeFileSync(join(mount, 'ca.crt'), readFileSync(server.caFile));
   writeFileSync(join(mount, 'namespace'), NS);
