@@ -15,8 +15,7 @@ export class MeshTraffic {
   bytesOut = 0;
 }
 
-/** Sets a direction-labelled counter from two totals; a direction never counted has no series. */
-/** Both directions from the first scrape on, at 0 before any traffic: rate() needs a sample before it. */
+/** Sets a direction-labelled counter from two totals, both shown from the first scrape on (at 0 before any traffic): rate() needs a sample before the first message. */
 function collectDirections(counter: Counter<'direction'>, inTotal: number, outTotal: number): void {
   counter.reset();
   counter.inc({ direction: 'in' }, inTotal);
