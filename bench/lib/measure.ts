@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { runLoadgen, type Json } from './loadgen.js';
 import { cpuSeconds } from './proc.js';
 import { SECRET } from './servers.js';
@@ -51,6 +52,10 @@ export async function measureThroughput(
     String(WINDOW),
   ];
   if (opts.rate) args.push('-rate', String(Math.round(opts.rate)));
+  // Diagnosis of tails: every latency sample of open-loop runs, with its send time.
+  const timelineDir = process.env.BENCH_TIMELINE_DIR;
+  if (timelineDir && opts.rate)
+    args.push('-timeline', join(timelineDir, `${t.key}-${pairs}-${Math.round(opts.rate)}.csv`));
   const r = await runLoadgen('throughput', args, (e) => {
     if (e.event === 'measure-start') before = procs.map((p) => cpuSeconds(p.pid));
     if (e.event === 'measure-end') used = procs.map((p, i) => cpuSeconds(p.pid) - before[i]!);

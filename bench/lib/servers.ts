@@ -4,7 +4,7 @@
  * NetBird's relay built from its Go module, and a raw TCP splice.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -66,6 +66,11 @@ export class Proc {
     const keep = (d: Buffer): void => {
       this.output = (this.output + d.toString()).slice(-20_000);
     };
+    // Every line a process printed, when the last 20,000 characters are not enough.
+    if (process.env.BENCH_PROC_LOG_DIR) {
+      const log = createWriteStream(join(process.env.BENCH_PROC_LOG_DIR, `${this.name}.log`));
+      child.stdout?.pipe(log);
+    }
     child.stdout?.on('data', keep);
     child.stderr?.on('data', keep);
     this.exited = new Promise((res) => {
@@ -148,12 +153,30 @@ export interface OurRelayOptions {
   cpuProfDir?: string;
 }
 
+/** The runtime flags the image runs the relay with (deploy/Dockerfile ENTRYPOINT), so bench measures what ships. */
+export const IMAGE_NODE_FLAGS: readonly string[] = imageNodeFlags();
+
+function imageNodeFlags(): string[] {
+  const line = readFileSync(join(ROOT, 'deploy', 'Dockerfile'), 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('ENTRYPOINT '));
+  const argv = line ? (JSON.parse(line.slice('ENTRYPOINT '.length)) as string[]) : [];
+  const script = argv.indexOf('dist/cli.js');
+  if (script < 1) throw new Error('deploy/Dockerfile: no ENTRYPOINT running dist/cli.js');
+  return argv.slice(1, script);
+}
+
 async function ourRelayProc(name: string, options: OurRelayOptions & { exposed?: string }): Promise<Proc> {
   if (!existsSync(RELAY_CLI)) throw new Error(`${RELAY_CLI} missing: run "npm run build" first`);
   const [port, health, metrics] = [await freePort(), await freePort(), await freePort()];
-  const nodeArgs = options.cpuProfDir
-    ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`, `--cpu-prof-name=${name}.cpuprofile`]
-    : [];
+  const nodeArgs = [
+    ...IMAGE_NODE_FLAGS,
+    ...(options.cpuProfDir
+      ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`, `--cpu-prof-name=${name}.cpuprofile`]
+      : []),
+    // Diagnosis, e.g. BENCH_NODE_ARGS=--trace-gc (with BENCH_PROC_LOG_DIR to keep the output).
+    ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+  ];
   return new Proc(
     name,
     RELAY_NODE,

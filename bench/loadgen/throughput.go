@@ -7,9 +7,12 @@ package main
 // one-way latency uses one monotonic clock.
 
 import (
+	"bufio"
 	"encoding/binary"
 	"flag"
+	"fmt"
 	"math"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +27,7 @@ type pair struct {
 	sentInWin   atomic.Uint64
 	firstSeen   atomic.Bool
 	lat         []int64
+	sentAt      []int64 // send times of lat's samples, kept only for -timeline
 	sampleEvery uint64
 }
 
@@ -42,6 +46,7 @@ func runThroughput(args []string) {
 	maxSamples := fs.Int("max-samples", 2_000_000, "latency samples kept")
 	flushBytes := fs.Int("flush-bytes", 32*1024, "sender flushes when this much is buffered")
 	run := fs.String("run", "", "run id mixed into peer identifiers")
+	timeline := fs.String("timeline", "", "write every latency sample as 'pair,sent_us,latency_us' to this file (diagnosis of tails)")
 	_ = fs.Parse(args)
 	if *size < 16 {
 		fatal("size must be >= 16")
@@ -68,6 +73,9 @@ func runThroughput(args []string) {
 	perPair := *maxSamples / *pairs
 	for i := range ps {
 		p := &pair{wake: make(chan struct{}, 1), lat: make([]int64, 0, perPair)}
+		if *timeline != "" {
+			p.sentAt = make([]int64, 0, perPair)
+		}
 		rxID := PeerID(run2(*run, "rx", i))
 		txID := PeerID(run2(*run, "tx", i))
 		p.dst = rxID
@@ -130,6 +138,9 @@ func runThroughput(args []string) {
 					p.received.Add(1)
 					if len(p.lat) < cap(p.lat) {
 						p.lat = append(p.lat, now()-ts)
+						if p.sentAt != nil {
+							p.sentAt = append(p.sentAt, ts)
+						}
 					}
 				}
 				if p.rx.Buffered() == 0 {
@@ -290,6 +301,9 @@ func runThroughput(args []string) {
 	for _, p := range ps {
 		all = append(all, p.lat...)
 	}
+	if *timeline != "" {
+		writeTimeline(*timeline, ps, winStart.Load())
+	}
 	mps := float64(received) / seconds
 	emit(map[string]any{
 		"mode": "throughput", "pairs": *pairs, "payloadBytes": *size, "messageBytes": msgLen,
@@ -327,4 +341,23 @@ func itoa(i int) string {
 		b[n] = '-'
 	}
 	return string(b[n:])
+}
+
+// writeTimeline: one line per latency sample, in order of arrival per pair, so
+// that slow messages can be placed in time (bursts every so often, or spread).
+func writeTimeline(path string, ps []*pair, start int64) {
+	f, err := os.Create(path)
+	if err != nil {
+		fatal("timeline: %v", err)
+	}
+	w := bufio.NewWriter(f)
+	for i, p := range ps {
+		for j, lat := range p.lat {
+			fmt.Fprintf(w, "%d,%d,%d\n", i, (p.sentAt[j]-start)/1000, lat/1000)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		fatal("timeline: %v", err)
+	}
+	_ = f.Close()
 }

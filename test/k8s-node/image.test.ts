@@ -68,6 +68,7 @@ describe('the relay image under runc', () => {
     expect(statusField(pid, 'Gid')).toBe('65532 65532 65532 65532');
     expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')).toEqual([
       '/nodejs/bin/node',
+      '--initial-old-space-size=64',
       'dist/cli.js',
       '',
     ]);
