@@ -250,6 +250,7 @@ export async function startCluster(size = 3, options: OurRelayOptions = {}): Pro
   } catch (err) {
     await Promise.all(pods.map((p) => p.stop()));
     await redis.stop();
+    rmSync(dir, { recursive: true, force: true });
     throw err;
   }
   return {
